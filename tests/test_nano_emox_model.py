@@ -110,6 +110,22 @@ def test_generate_with_any_subset_of_modalities(model, processor, modalities):
     assert calls["face_encoder"] == (1 if "F" in letters else 0)
 
 
+def test_generate_with_and_without_cache_and_the_installed_cache_name(model, processor):
+    from mmaffect.models.nano_emox.modeling_nano_emox import CACHE_NAME
+
+    batch = encode(processor, "AVFM")
+    with torch.no_grad():
+        out = model(**batch, use_cache=True)
+        # the output follows the installed transformers release's field name for the cache
+        assert getattr(out, CACHE_NAME) is not None and getattr(out, CACHE_NAME).get_seq_length() == batch["input_ids"].shape[1]
+        # the pre-5.24 keyword is still accepted as input
+        legacy = model(**batch, past_key_values=None, use_cache=False)
+    torch.testing.assert_close(legacy.logits, out.logits)
+    cached = model.generate(**batch, max_new_tokens=5, min_new_tokens=5, do_sample=False, use_cache=True)
+    uncached = model.generate(**batch, max_new_tokens=5, min_new_tokens=5, do_sample=False, use_cache=False)
+    assert torch.equal(cached, uncached)
+
+
 @pytest.mark.parametrize("modality", ["V", "A", "F", "M"])
 def test_each_branch_changes_the_output_and_absent_ones_do_not(model, processor, modality):
     with torch.no_grad():

@@ -18,7 +18,6 @@ its placeholder (the fusion branch also needs the sample's video and audio).
 import copy
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +26,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, Generation
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.utils import ModelOutput
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .configuration_nano_emox import PLACEHOLDER_TOKENS, NanoEmoXConfig
 
@@ -43,26 +42,24 @@ MEDIA_INPUT_NAMES = (
     "face_frame_mask",
     "face_sample_index",
 )
+# The installed release's name for the KV cache: transformers 5.24 renamed `past_key_values` to `cache` in
+# every forward, output and `prepare_inputs_for_generation`; older 5.x releases use `past_key_values`.
+CACHE_NAME = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 
 
 @dataclass
-class NanoEmoXCausalLMOutputWithPast(ModelOutput):
-    """Output of [`NanoEmoXForConditionalGeneration`].
+class NanoEmoXCausalLMOutputWithPast(CausalLMOutputWithPast):
+    """Output of [`NanoEmoXForConditionalGeneration`]: transformers' `CausalLMOutputWithPast` plus the gates.
 
     Args:
         loss (`torch.FloatTensor` of shape `()`): next-token loss over the non-ignored labels (answer tokens).
         logits (`torch.FloatTensor` of shape `(batch, seq_len, vocab)`).
-        past_key_values: the language model's cache.
+        cache / past_key_values: the language model's cache, under the installed release's name (``CACHE_NAME``).
         hidden_states, attentions: the language model's, when requested.
         fusion_gate_weights (`torch.FloatTensor` of shape `(num_fused_samples, num_experts)`): the gating
             network's expert weights G_i (Eq. 2) for the samples that used ``<fusion>``.
     """
 
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    past_key_values: Any = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
     fusion_gate_weights: torch.FloatTensor | None = None
 
 
@@ -342,7 +339,7 @@ class NanoEmoXPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     _no_split_modules = ["NanoEmoXQFormerLayer", "NanoEmoXFusionExpert"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = [CACHE_NAME]
 
     def _init_weights(self, module):
         super()._init_weights(module)
@@ -683,7 +680,7 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values=None,
+        cache=None,
         inputs_embeds: torch.FloatTensor | None = None,
         pixel_values_videos: torch.FloatTensor | None = None,
         video_sample_index: torch.LongTensor | None = None,
@@ -698,7 +695,15 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
     ) -> NanoEmoXCausalLMOutputWithPast:
-        """See the class docstring for the inputs. Returns [`NanoEmoXCausalLMOutputWithPast`]."""
+        """See the class docstring for the inputs. Returns [`NanoEmoXCausalLMOutputWithPast`].
+
+        ``cache`` is the language model's KV cache; ``past_key_values=`` is accepted too (the name before
+        transformers 5.24), and the language model receives it under the installed release's name.
+        """
+        if "past_key_values" in kwargs:
+            if cache is not None:
+                raise ValueError("pass the KV cache once: as cache= or as past_key_values=, not both")
+            cache = kwargs.pop("past_key_values")
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         gate_weights = None
@@ -724,27 +729,29 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             use_cache=use_cache,
             labels=labels,
             logits_to_keep=logits_to_keep,
+            **{CACHE_NAME: cache},
             **kwargs,
         )
         return NanoEmoXCausalLMOutputWithPast(
             loss=outputs.loss,
             logits=outputs.logits,
-            past_key_values=outputs.past_key_values,
+            **{CACHE_NAME: getattr(outputs, CACHE_NAME)},
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             fusion_gate_weights=gate_weights,
         )
 
-    def prepare_inputs_for_generation(self, input_ids, past_key_values=None, **kwargs):
+    def prepare_inputs_for_generation(self, input_ids, **kwargs):
+        # The cache arrives as `cache` (transformers >= 5.24) or `past_key_values` (older): pass it on untouched.
         media = {name: kwargs.pop(name) for name in MEDIA_INPUT_NAMES if name in kwargs}
-        model_inputs = super().prepare_inputs_for_generation(input_ids, past_key_values=past_key_values, **kwargs)
+        model_inputs = super().prepare_inputs_for_generation(input_ids, **kwargs)
         first_step = kwargs.get("is_first_iteration")
         if first_step is None:
-            first_step = past_key_values is None or past_key_values.get_seq_length() == 0
+            cache = kwargs.get(CACHE_NAME)
+            first_step = cache is None or cache.get_seq_length() == 0
         # The branch tokens live in the cache after the prefill: run the encoders once.
         if first_step or not kwargs.get("use_cache", True):
             model_inputs.update(media)
