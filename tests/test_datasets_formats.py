@@ -376,7 +376,7 @@ def test_meld_bad_rows(tmp_path, row, message):
         assert load("meld", root, on_bad_rows="skip")["train"]["text"] == ["Ok."]
 
 
-def test_meld_multiline_cell_reports_the_line_the_record_ends_on(tmp_path):
+def test_meld_multiline_cell_and_the_line_of_the_next_record(tmp_path):
     root = meld_files(tmp_path, train=['1,"Two\nlines",Ross,neutral,neutral,0,0,1,1,0,1', '2,Hi.,Ross,nope,neutral,0,1,1,1,0,1'])
     with pytest.raises(BenchmarkFormatError, match=r"train_sent_emo.csv:4: unknown label 'nope'"):
         load("meld", root)

@@ -76,8 +76,12 @@ def test_cli_bad_rows_option(tmp_path, capsys):
     root = release(tmp_path)
     with open(root / "text" / "dev.tsv", "a") as f:
         f.write("1\t1\tbad\tNoSuchIntent\t0\t1\ts\tA\n")
+    # the command line prints the loader's error as one line and exits 2 (--debug raises it)
+    assert mmaffect_main(["data-stats", "mintrec2", "--data-dir", str(root / "text")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mmaffect data-stats: error: ") and "dev.tsv:3: unknown label 'NoSuchIntent'" in err
     with pytest.raises(BenchmarkFormatError, match=r"dev.tsv:3: unknown label 'NoSuchIntent'"):
-        mmaffect_main(["data-stats", "mintrec2", "--data-dir", str(root / "text")])
+        mmaffect_main(["--debug", "data-stats", "mintrec2", "--data-dir", str(root / "text")])
     with pytest.warns(BadRowsWarning, match="skipped 1 bad row"):
         assert mmaffect_main(["data-stats", "mintrec2", "--data-dir", str(root / "text"), "--on-bad-rows", "skip"]) == 0
     assert "validation 1" in capsys.readouterr().out

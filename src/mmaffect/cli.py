@@ -1,7 +1,9 @@
 """``mmaffect`` console command: a thin dispatcher to the subcommand modules.
 
 Each subcommand lives next to the code it drives and exposes ``main(argv: list[str] | None)``;
-they are imported only when called so ``mmaffect --help`` is instant.
+they are imported only when called so ``mmaffect --help`` is instant. An error prints one line,
+``mmaffect <command>: error: <message>``, and exits 2; ``--debug`` shows the traceback instead
+(:mod:`mmaffect.errors`).
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ def _usage() -> str:
     for name, (_, help_text) in COMMANDS.items():
         lines.append(f"  {name.ljust(width)}  {help_text}")
     lines.append("")
-    lines.append("Run 'mmaffect <command> --help' for the options of a command.")
+    lines.append("Run 'mmaffect <command> --help' for the options of a command; add --debug to see the")
+    lines.append("traceback of an error (errors print one line and exit with status 2).")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    from .errors import run_command, split_debug_flag
+
+    argv, debug = split_debug_flag(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(_usage())
         return 0
@@ -43,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mmaffect: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module_name, _, func_name = COMMANDS[command][0].partition(":")
-    result = getattr(import_module(module_name), func_name)(rest)
-    return int(result or 0)
+    func = getattr(import_module(module_name), func_name)
+    return run_command(command, func, rest + ["--debug"] * debug)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -165,17 +165,27 @@ class TsvFile:
 
 class CsvFile:
     """A comma-separated file with a header (RFC-4180 quoting, cells may span lines), row by row.
-    The line number of a row is the line on which its record ends (``csv.reader.line_num``)."""
+
+    The line number of a row is the line on which its record STARTS. The file is parsed strictly: a
+    quote that is never closed (which would swallow the following lines into one cell), text after a
+    closing quote, or a file that ends inside a quoted cell (a cut-off last line) is one bad row at the
+    line where the broken record starts; reading then resumes on the next line, so only that record is
+    dropped (and counted) under ``on_bad_rows="skip"``.
+    """
 
     def __init__(self, path, required: Sequence[str], *, encoding: str = "utf-8"):
         self.path = Path(path)
-        self.reader = csv.reader(io.StringIO(decode_file(self.path, encoding), newline=""))
+        # physical lines with their line ends (str.splitlines would also break at U+2028 inside a cell)
+        self.lines = decode_file(self.path, encoding).split("\n")
+        self.lines = [line + "\n" for line in self.lines[:-1]] + ([self.lines[-1]] if self.lines[-1] else [])
+        reader = csv.reader(iter(self.lines), strict=True)
         try:
-            self.header = [name.strip() for name in next(self.reader)]
+            self.header = [name.strip() for name in next(reader)]
         except StopIteration:
             raise BenchmarkFormatError(self.path, 1, "missing header line; expected columns", list(required)) from None
         except csv.Error as err:
             raise BenchmarkFormatError(self.path, 1, "malformed CSV header", str(err)) from None
+        self.header_lines = reader.line_num
         self.columns = {name: i for i, name in reversed(list(enumerate(self.header)))}
         missing = [name for name in required if name not in self.columns]
         if missing:
@@ -183,20 +193,39 @@ class CsvFile:
 
     def rows(self, bad_rows: BadRows) -> Iterator[tuple[int, list[str]]]:
         width = len(self.header)
-        while True:
-            try:
-                cells = next(self.reader)
-            except StopIteration:
-                return
-            except csv.Error as err:
-                raise BenchmarkFormatError(self.path, self.reader.line_num, "malformed CSV", str(err)) from None
-            line = self.reader.line_num
-            if not cells or all(not cell.strip() for cell in cells):
-                continue
-            if len(cells) != width:
-                bad_rows(self.path, line, f"expected {width} comma-separated cells, found {len(cells)}", cells[:3])
-                continue
-            yield line, cells
+        done = self.header_lines  # physical lines consumed so far
+        while done < len(self.lines):
+            base = done
+            reader = csv.reader(iter(self.lines[base:]), strict=True)
+            while True:
+                start = done + 1  # a record starts on the line after the previous one ends
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as err:
+                    ended = base + reader.line_num
+                    if "unexpected end of data" in str(err) and ended == start:
+                        reason, detail = "the file ends inside a quoted cell", "a cut-off last line?"
+                    elif ended > start:
+                        reason, detail = "unclosed quote", f"the cell runs on to line {ended}, where the CSV breaks: {err}"
+                    else:
+                        reason, detail = "malformed CSV quoting", str(err)
+                    bad_rows(self.path, start, reason, self.lines[start - 1].rstrip("\r\n")[:120], detail)
+                    done = start  # drop this line only and read on from the next one
+                    break
+                done = base + reader.line_num
+                if not cells or all(not cell.strip() for cell in cells):
+                    continue
+                if len(cells) != width:
+                    if done > start:  # a quote opened on this line swallowed the following lines
+                        bad_rows(self.path, start, "unclosed quote", self.lines[start - 1].rstrip("\r\n")[:120],
+                                 f"one record of {len(cells)} cells spans lines {start}-{done}")
+                        done = start
+                        break
+                    bad_rows(self.path, start, f"expected {width} comma-separated cells, found {len(cells)}", cells[:3])
+                    continue
+                yield start, cells
 
     def get(self, cells: list[str], column: str) -> str:
         return cells[self.columns[column]]

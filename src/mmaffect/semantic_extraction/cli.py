@@ -106,7 +106,17 @@ def _rank_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--descriptions-dir", help="rank: folder of the descriptions {split}.tsv (default: this run's)")
 
 
-def _backend_spec(args: argparse.Namespace, prefix: str, shared: dict[str, Any]) -> dict[str, Any] | None:
+# The shared backend flags each backend type takes (--max-new-tokens is an openai backend's max_tokens).
+BACKEND_FLAG_OPTIONS = {
+    "openai": ("api_key_env", "concurrency", "timeout", "max_retries", "temperature", "num_frames", "max_new_tokens"),
+    "transformers": ("temperature", "device_map", "dtype", "max_new_tokens"),
+    "transformers-video": ("temperature", "device_map", "dtype", "num_frames", "video_input", "max_new_tokens"),
+}
+SHARED_BACKEND_FLAGS = ("api_key_env", "concurrency", "timeout", "max_retries", "temperature", "max_new_tokens",
+                        "device_map", "dtype", "num_frames", "video_input")
+
+
+def _backend_spec(args: argparse.Namespace, prefix: str) -> dict[str, Any] | None:
     kind = getattr(args, f"{prefix}backend")
     model = getattr(args, f"{prefix}model")
     if kind is None and model is None:
@@ -121,31 +131,42 @@ def _backend_spec(args: argparse.Namespace, prefix: str, shared: dict[str, Any])
             raise SystemExit("mmaffect extract: an openai backend needs --base-url" if not prefix
                              else "mmaffect extract: an openai describer needs --video-base-url")
         spec["base_url"] = base_url
-    allowed = {
-        "openai": ("api_key_env", "concurrency", "timeout", "max_retries", "temperature", "num_frames"),
-        "transformers": ("temperature", "device_map", "dtype"),
-        "transformers-video": ("temperature", "device_map", "dtype", "num_frames", "video_input"),
-    }[kind]
-    for name in allowed:
-        if shared.get(name) is not None:
-            spec[name] = shared[name]
-    if shared.get("max_new_tokens") is not None:
-        spec["max_tokens" if kind == "openai" else "max_new_tokens"] = shared["max_new_tokens"]
     return spec
 
 
+def apply_backend_flags(config, args: argparse.Namespace) -> None:
+    """Set the shared backend flags (``--num-frames``, ``--max-retries``, ...) on every backend the
+    config uses, whether it comes from the flags or from the ``--config`` file (flags override the file).
+    A flag that fits none of the configured backends is an error rather than silently ignored."""
+    from .backends import _TYPE_ALIASES
+
+    given = {name: getattr(args, name, None) for name in SHARED_BACKEND_FLAGS}
+    given = {name: value for name, value in given.items() if value is not None}
+    specs = [spec for spec in (config.backend, *(getattr(config, step).get("backend") for step in ("discover", "describe", "rank")))
+             if isinstance(spec, dict)]
+    kinds = [_TYPE_ALIASES.get(spec.get("type"), spec.get("type")) for spec in specs]
+    used = set()
+    for spec, kind in zip(specs, kinds):
+        for name in BACKEND_FLAG_OPTIONS.get(kind, ()):
+            if name in given:
+                spec["max_tokens" if (kind, name) == ("openai", "max_new_tokens") else name] = given[name]
+                used.add(name)
+    if specs and set(given) - used:
+        configured = ", ".join(sorted({str(k) for k in kinds}))
+        raise ValueError("; ".join(
+            f"--{name.replace('_', '-')} applies to {' and '.join(k for k, names in BACKEND_FLAG_OPTIONS.items() if name in names)} "
+            f"backends; the configured backends are {configured}" for name in sorted(set(given) - used)))
+
+
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    shared = {name: getattr(args, name, None) for name in (
-        "api_key_env", "concurrency", "timeout", "max_retries", "temperature", "max_new_tokens",
-        "device_map", "dtype", "num_frames", "video_input")}  # fmt: skip
     overrides: dict[str, Any] = {
         "dataset": args.dataset, "data_dir": args.data_dir, "video_dir": args.video_dir,
         "output_dir": args.output_dir, "splits": args.splits, "limit": args.limit, "aspects": args.aspects,
         "use_discovered_aspects": args.use_discovered_aspects, "retry_failed": args.retry_failed,
         "fsync": args.fsync, "progress": False if args.no_progress else None,
-        "backend": _backend_spec(args, "", shared),
+        "backend": _backend_spec(args, ""),
     }  # fmt: skip
-    video = _backend_spec(args, "video_", shared)
+    video = _backend_spec(args, "video_")
     if video is not None:
         overrides["describe"] = {"backend": video}
     discover = {name: getattr(args, name, None)
@@ -162,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         config = load_config(args.config, overrides_from_args(args))
+        apply_backend_flags(config, args)
         extraction = run_step(config, args.step)
     except (BackendError, ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"mmaffect extract {args.step}: error: {error}", file=sys.stderr)

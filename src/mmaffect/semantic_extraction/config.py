@@ -98,12 +98,12 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     data: dict[str, Any] = {}
     base = None
     if path is not None:
-        import yaml
+        from mmaffect.errors import read_yaml_file
 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        loaded = read_yaml_file(path, "config file") or {}  # a syntax error names the file and line
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: the config must be a mapping, got {type(loaded).__name__}")
         data = loaded.get("extract", loaded)  # allow an 'extract:' section in a larger config

@@ -115,7 +115,8 @@ def read_descriptions(path: str | os.PathLike, layout: DatasetLayout,
     matcher = AspectMatcher(tuple(aspects))
     out: dict[str, dict[str, str]] = {}
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t")
+        # verbatim cells, then the release's quoting layers undone: what the benchmark loader does
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(reader, None) or []
         missing_ids = [c for c in layout.desc_id_columns if c not in header]
         if missing_ids:
@@ -141,8 +142,8 @@ def read_descriptions(path: str | os.PathLike, layout: DatasetLayout,
 
 
 def _unquote_layers(cell: str) -> str:
-    """Undo the extra layer of CSV quoting some release cells carry (csv.reader removes one layer;
-    this removes more while the cell is still a well-formed quoted field)."""
+    """Undo the CSV quoting release cells carry (applied twice to some), layer after layer while the cell
+    is a well-formed quoted field - as ``mmaffect.datasets_scripts.reading.unquote`` does for the loader."""
     while len(cell) >= 2 and cell[0] == '"' and cell[-1] == '"' and '"' not in cell[1:-1].replace('""', ""):
         cell = cell[1:-1].replace('""', '"')
     return cell

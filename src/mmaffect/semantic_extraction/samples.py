@@ -127,14 +127,17 @@ class Sample:
 
 def read_samples(layout: DatasetLayout, data_dir: str | os.PathLike, split: str,
                  video_dir: str | os.PathLike | None = None) -> list[Sample]:
-    """The rows of ``data_dir/{text_file}`` for ``split``, in file order, with duplicate ids refused."""
+    """The rows of ``data_dir/{text_file}`` for ``split``, in file order, with duplicate ids refused. Cells
+    are read verbatim, one row per line (as ``mmaffect.load_benchmark`` reads them)."""
     path = Path(data_dir) / layout.text_file.format(split=split)
     if not path.is_file():
         raise SampleFileError(f"text annotations for split {split!r} not found: {path}")
     samples: list[Sample] = []
     seen: dict[str, int] = {}
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter=layout.delimiter)
+        # cells verbatim (no CSV quoting), as the benchmark loaders and the reference code read these files:
+        # a text that starts with a quote is the same text for the extraction and for training
+        reader = csv.reader(handle, delimiter=layout.delimiter, quoting=csv.QUOTE_NONE)
         header = next(reader, None)
         if header is None:
             raise SampleFileError(f"{path}: the file is empty (expected a header row)")

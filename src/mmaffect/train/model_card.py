@@ -73,7 +73,9 @@ def build_model_card(cfg, label_names: list[str], results: dict, num_rows: dict 
 def write_model_card(folder, cfg, label_names: list[str], results: dict, num_rows: dict | None = None) -> Path:
     card = build_model_card(cfg, label_names, results, num_rows)
     path = Path(folder) / "README.md"
-    card.save(str(path))
+    from mmaffect.checkpoints import write_text_atomic
+
+    write_text_atomic(path, str(card))  # the card goes into a published folder: never half-written
     return path
 
 

@@ -45,6 +45,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from mmaffect.checkpoints import (
+    check_safetensors_file,
+    from_pretrained_strict,
+    publish_folder,
+    require_existing_path,
+    write_text_atomic,
+)
+
 from .instruction_data import TASKS, InstructionRecord, P2ECollator
 from .mixture_sampler import MixtureSampler
 from .p2e_phases import (
@@ -128,7 +136,8 @@ def build_initial_model(spec: Mapping[str, Any]):
     if init == "pretrained":
         if not spec.get("pretrained"):
             raise P2EConfigError("model.init: pretrained needs model.pretrained (a folder or Hub id)")
-        model = NanoEmoXForConditionalGeneration.from_pretrained(spec["pretrained"], dtype=torch.float32)
+        require_existing_path(str(spec["pretrained"]), "model.pretrained")
+        model = from_pretrained_strict(NanoEmoXForConditionalGeneration, spec["pretrained"], dtype=torch.float32)
         processor_spec = dict(spec.get("processor") or {})
         if not (processor_spec.get("preset") or processor_spec.get("pretrained")):  # the folder's own processor
             processor_spec = {"pretrained": spec["pretrained"], "kwargs": processor_spec.get("kwargs") or {}}
@@ -170,9 +179,10 @@ def check_model_processor(model, processor) -> None:
 
 
 def load_phase_model(folder):
-    """A phase's saved model + processor (float32; frozen parts are cast down per phase)."""
+    """A phase's saved model + processor (float32; frozen parts are cast down per phase). A tensor missing
+    from (or unexpected in) the saved weights is an error naming it, not a random initialisation."""
     _, NanoEmoXForConditionalGeneration, NanoEmoXProcessor = _nano_emox()
-    model = NanoEmoXForConditionalGeneration.from_pretrained(folder, dtype=torch.float32)
+    model = from_pretrained_strict(NanoEmoXForConditionalGeneration, folder, dtype=torch.float32)
     processor = NanoEmoXProcessor.from_pretrained(folder)
     check_model_processor(model, processor)
     return model, processor
@@ -360,6 +370,7 @@ class _TrainableOnlyCheckpoints:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"checkpoint {input_dir} has no {TRAINABLE_WEIGHTS}")
         model = self.accelerator.unwrap_model(models[0])
+        check_safetensors_file(path)
         saved = load_file(path)
         current = {name: p for name, p in model.named_parameters() if p.requires_grad}
         if set(saved) != set(current):
@@ -619,10 +630,15 @@ class P2ETrainer:
     def save_checkpoint(self, folder: Path, phase: PhaseSpec, step: int, sampler: MixtureSampler, scheduler) -> Path:
         accelerator = self.accelerator
         target = folder / f"{CHECKPOINT_PREFIX}{step}"
-        accelerator.save_state(str(target))
+        existing = complete_checkpoints(folder)
+        # staged and renamed into place (mmaffect.checkpoints): a kill or a full disk leaves no step-* folder
+        with publish_folder(target, is_main_process=accelerator.is_main_process, wait_for_everyone=accelerator.wait_for_everyone,
+                            what="checkpoint", previous=existing[-1] if existing else None) as staging:
+            accelerator.save_state(str(staging))
+            if accelerator.is_main_process:
+                torch.save({"phase": phase.name, "step": step, "sampler": sampler.state_dict(), "scheduler": scheduler.state_dict()}, staging / TRAINER_STATE)
+                (staging / COMPLETE_MARKER).write_text(f"{phase.name} step {step}\n", encoding="utf-8")
         if accelerator.is_main_process:
-            torch.save({"phase": phase.name, "step": step, "sampler": sampler.state_dict(), "scheduler": scheduler.state_dict()}, target / TRAINER_STATE)
-            (target / COMPLETE_MARKER).write_text(f"{phase.name} step {step}\n", encoding="utf-8")
             limit = self.config.training.save_total_limit
             if limit:
                 for old in complete_checkpoints(folder)[:-limit]:
@@ -643,16 +659,19 @@ class P2ETrainer:
             if accelerator.is_main_process:
                 unwrapped, _, _ = prepare_phase_model(self.config, phase, init_from)
                 unwrapped.load_state_dict(state)
+        # Each folder is staged and renamed into place (mmaffect.checkpoints): never a partial model folder.
         if phase.uses_lora:
             if accelerator.is_main_process:
-                unwrapped.save_pretrained(str(phase_dir / "lora_adapter"))
+                with publish_folder(phase_dir / "lora_adapter", what="LoRA adapter") as staging:
+                    unwrapped.save_pretrained(str(staging))
             unwrapped = unwrapped.merge_and_unload()
         disable = getattr(unwrapped, "activation_checkpointing_disable", None) or getattr(unwrapped, "gradient_checkpointing_disable", None)
         if disable is not None:
             disable()
         if accelerator.is_main_process:
-            unwrapped.save_pretrained(str(phase_dir / "model"), safe_serialization=True)
-            processor.save_pretrained(str(phase_dir / "model"))
+            with publish_folder(phase_dir / "model", what="phase model") as staging:
+                unwrapped.save_pretrained(str(staging), safe_serialization=True)
+                processor.save_pretrained(str(staging))
         result = {
             "name": phase.name,
             "index": index,
@@ -667,7 +686,7 @@ class P2ETrainer:
             "world_size": accelerator.num_processes,
         }
         if accelerator.is_main_process:
-            (phase_dir / DONE_FILE).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+            write_text_atomic(phase_dir / DONE_FILE, json.dumps(result, indent=2, default=str))
             shutil.rmtree(phase_dir / "checkpoints", ignore_errors=True)
         accelerator.wait_for_everyone()
         self.log(f"[p2e] phase {phase.name} done in {seconds:.1f}s -> {phase_dir / 'model'}")
@@ -726,7 +745,7 @@ def write_model_card(model_dir: Path, config: P2EConfig, summary: Mapping[str, A
     }
     text = string.Template(template).safe_substitute(values)
     path = Path(model_dir) / "README.md"
-    path.write_text(text, encoding="utf-8")
+    write_text_atomic(path, text)
     return path
 
 

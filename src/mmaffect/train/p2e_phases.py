@@ -191,12 +191,12 @@ def read_config_file(path: str | os.PathLike, _seen: tuple[str, ...] = ()) -> di
     path = Path(path).resolve()
     if str(path) in _seen:
         raise P2EConfigError(f"{path}: circular 'inherit' chain {list(_seen) + [str(path)]}")
-    if not path.is_file():
-        raise FileNotFoundError(f"P2E config {path} does not exist")
+    from mmaffect.errors import UsageError, read_yaml_file
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise P2EConfigError(f"{path}: invalid YAML ({error})") from None
+        data = read_yaml_file(path, "P2E config") or {}
+    except UsageError as error:  # invalid YAML: file, line and column
+        raise P2EConfigError(str(error)) from None
     if not isinstance(data, dict):
         raise P2EConfigError(f"{path}: a P2E config is a mapping, got {type(data).__name__}")
     parent = data.pop("inherit", None)
@@ -343,6 +343,8 @@ def build_config(raw: Mapping[str, Any], overrides=None) -> P2EConfig:
     expanded = _expand({k: v for k, v in raw.items() if k not in ("source",)}, variables)
 
     training = TrainingSettings(**_known(TrainingSettings, expanded.get("training") or {}, f"{source}: training"))
+    if training.mixed_precision is False:  # YAML 1.1 reads the documented value "no" as false
+        training.mixed_precision = "no"
     if training.mixed_precision not in ("no", "fp16", "bf16"):
         raise P2EConfigError(f"{source}: training.mixed_precision must be no, fp16 or bf16, got {training.mixed_precision!r}")
     if training.frozen_dtype not in ("auto", "float32", "bfloat16", "float16"):

@@ -5,7 +5,7 @@ functions that need them, so the model files stay importable with torch + transf
 
 Every failure names the file: a missing file raises ``FileNotFoundError``; a file that is not a readable media
 container, a clip without frames, an empty audio track raise ``MediaError``; a clip without an audio track raises
-``NoAudioTrackError`` (a ``MediaError``) - callers that prefer to drop the audio branch catch that one (see
+``NoAudioTrackError`` (a ``MediaError``), audio with NaN / Inf samples ``MediaError`` - callers that prefer to drop the audio branch catch that one (see
 ``NanoEmoXProcessor.load_clip(missing_audio="omit")``).
 """
 
@@ -170,6 +170,10 @@ def read_audio(
         waveform, source_rate = _read_audio_pyav(path)
     if waveform.size == 0:
         raise MediaError(f"{path}: the audio track contains no samples (zero-length clip)")
+    finite = np.isfinite(waveform)
+    if not finite.all():  # float WAV/FLAC can store NaN / Inf; one of them makes every audio feature NaN
+        bad = np.flatnonzero(~finite)
+        raise MediaError(f"{path}: the audio track has {bad.size} non-finite sample(s) (NaN or Inf), first at index {int(bad[0])}")
     if source_rate != sampling_rate:
         waveform = soxr.resample(waveform, source_rate, sampling_rate)
     if max_seconds is not None:

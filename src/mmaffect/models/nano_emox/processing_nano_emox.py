@@ -628,6 +628,8 @@ class NanoEmoXProcessor(ProcessorMixin):
         for i, frame in enumerate(frames):
             if frame.ndim != 3 or frame.shape[-1] != 3:
                 raise ValueError(f"{where} frame {i} must be (H, W, 3) RGB, got shape {tuple(frame.shape)}")
+            if frame.dtype.kind in "fc" and not np.isfinite(frame).all():  # uint8 casting would hide them
+                raise MediaError(f"{where} frame {i} has non-finite values (NaN or Inf)")
         indices = uniform_frame_indices(len(frames), self.num_frames)
         return np.stack([frames[i].astype(np.uint8, copy=False) for i in indices])
 
@@ -641,6 +643,10 @@ class NanoEmoXProcessor(ProcessorMixin):
             raise ValueError(f"{where} must be a mono 1-D waveform at {self.sampling_rate} Hz, got shape {tuple(waveform.shape)}")
         if waveform.size == 0:
             raise MediaError(f"{where} is empty (zero-length audio)")
+        finite = np.isfinite(waveform)
+        if not finite.all():  # one NaN sample turns every HuBERT feature of the clip into NaN
+            bad = np.flatnonzero(~finite)
+            raise MediaError(f"{where} has {bad.size} non-finite sample(s) (NaN or Inf), first at index {int(bad[0])}")
         if self.max_audio_seconds is not None:
             waveform = waveform[: int(self.max_audio_seconds * self.sampling_rate)]
         if waveform.size < MIN_AUDIO_SAMPLES:  # shorter than one HuBERT frame: pad with silence
@@ -659,6 +665,9 @@ class NanoEmoXProcessor(ProcessorMixin):
             if crops.ndim != 4 or crops.shape[-1] != 3:
                 raise ValueError(f"{where} must be a FaceTrack or (T, S, S, 3) crops, got shape {tuple(crops.shape)}")
             track = FaceTrack(crops=crops, found=[True] * len(crops))
+        crops = np.asarray(track.crops)
+        if crops.dtype.kind in "fc" and not np.isfinite(crops).all():
+            raise MediaError(f"{where} has non-finite values (NaN or Inf)")
         if len(track.crops) == 0:
             raise ValueError(f"{where} has no frames")
         indices = uniform_frame_indices(len(track.crops), self.num_frames)
