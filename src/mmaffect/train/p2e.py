@@ -822,12 +822,9 @@ def load_cli_config(args, extra: Mapping[str, Any] | None = None) -> P2EConfig:
 
 def read_config_file_no_inherit(path) -> dict[str, Any]:
     """An overlay file's own keys (its ``inherit`` is ignored)."""
-    import yaml
+    from mmaffect.errors import read_yaml_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"overlay {path} does not exist")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = read_yaml_file(path, "overlay") or {}  # a syntax error names the file and line
     if not isinstance(data, dict):
         raise P2EConfigError(f"{path}: an overlay is a mapping")
     data.pop("inherit", None)
