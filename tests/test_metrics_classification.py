@@ -136,10 +136,17 @@ def test_msa_numbers_unknown_and_errors():
     assert sentiment_to_value(" 0.7 ") == 0.7
     assert sentiment_to_value("['positive']") == 1.0
     assert sentiment_to_value("happy") is None
-    result = msa_scores([0.3, "mixed feelings", -2], [1, 1, -1])
+    # numbers are used as they are by the package's protocol ...
+    result = msa_scores([0.3, "mixed feelings", -2], [1, 1, -1], protocol="mmaffect")
     assert result["num_unparsed_predictions"] == 1  # counted as neutral -> not positive -> wrong
-    assert result["accuracy"] == pytest.approx(2 / 3)
+    assert result["accuracy"] == pytest.approx(2 / 3) and result["protocol"] == "mmaffect"
     with pytest.raises(ValueError, match=r"#1: 'mixed feelings'"):
+        msa_scores([0.3, "mixed feelings", -2], [1, 1, -1], unknown_prediction="error", protocol="mmaffect")
+    # ... while the official script reads only the exact words (the default): every answer here is neutral
+    official = msa_scores([0.3, "mixed feelings", -2], [1, 1, -1])
+    assert official["num_unparsed_predictions"] == 3 and official["protocol"] == "official"
+    assert official["accuracy"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match=r"not exactly 'positive', 'negative' or 'neutral': #0: 0.3"):
         msa_scores([0.3, "mixed feelings", -2], [1, 1, -1], unknown_prediction="error")
     with pytest.raises(ValueError, match="every reference score is 0"):
         msa_scores(["positive"], [0])

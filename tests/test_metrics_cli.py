@@ -162,7 +162,8 @@ def test_eri_with_factory_backend_and_cache(tmp_path, capsys, monkeypatch):
         {"name": "x1", "reason": "A frown, a loud voice: anger."}, {"name": "x2", "reason": "She looks tired."}])
     output = tmp_path / "eri.json"
     argv = ["--task", "eri", "--predictions", predictions, "--references", references, "--output", output,
-            "--llm-backend", "fake_eri_backend:FakeJudge", "--llm-kwargs", '{"model": "judge-v1"}']
+            "--llm-backend", "fake_eri_backend:FakeJudge", "--llm-kwargs", '{"model": "judge-v1"}',
+            "--protocol", "mmaffect"]  # the package's judge: English prompts, last 'Score: N'
     code, out, err = run(argv, capsys)
     assert code == 0, err
     module = sys.modules["fake_eri_backend"]

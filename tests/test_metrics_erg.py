@@ -37,12 +37,16 @@ def test_strip_think(text, expected):
 
 def test_distinct_n_hand_computed():
     responses = ["<think>I feel sad sad</think> I am am happy", "a b a b", "ok"]
-    # r1 -> 'I am am happy': dist1 3/4, dist2 3/3; r2: dist1 2/4, dist2 2/3; r3: dist1 1, dist2 no bigram -> 0
-    assert distinct_n(responses, 1) == pytest.approx((3 / 4 + 2 / 4 + 1) / 3)
-    assert distinct_n(responses, 2) == pytest.approx((1 + 2 / 3 + 0) / 3)
+    # package protocol: r1 -> 'I am am happy': dist1 3/4, dist2 3/3; r2: dist1 2/4, dist2 2/3;
+    # r3: dist1 1, dist2 no bigram -> 0
+    assert distinct_n(responses, 1, protocol="mmaffect") == pytest.approx((3 / 4 + 2 / 4 + 1) / 3)
+    assert distinct_n(responses, 2, protocol="mmaffect") == pytest.approx((1 + 2 / 3 + 0) / 3)
     # kept <think>: '<think>I feel sad sad</think> I am am happy' -> 8 tokens, 7 distinct
-    assert distinct_n(responses[:1], 1, remove_think=False) == pytest.approx(7 / 8)
-    assert distinct_n(["A a"], 1, tokenizer=lambda t: t.lower().split()) == 0.5
+    assert distinct_n(responses[:1], 1, remove_think=False, protocol="mmaffect") == pytest.approx(7 / 8)
+    assert distinct_n(["A a"], 1, tokenizer=lambda t: t.lower().split(), protocol="mmaffect") == 0.5
+    # official (default): the same dist1, but 'ok' has no bigram and is skipped instead of scoring 0
+    assert distinct_n(responses, 1) == pytest.approx((3 / 4 + 2 / 4 + 1) / 3)
+    assert distinct_n(responses, 2) == pytest.approx((1 + 2 / 3) / 2)
     with pytest.raises(ValueError, match="n must be >= 1"):
         distinct_n(responses, 0)
     with pytest.raises(ValueError, match="no responses"):
@@ -59,10 +63,12 @@ def test_coarse_map_covers_avamerg_emotions():
 def test_erg_accuracy_and_hit_rate_hand_computed():
     references = ["joyful", "anxious", "furious", "afraid"]
     predictions = ["Joyful ", "lonely", "annoyed", "sad"]
-    assert erg_accuracy(predictions, references) == 0.25
+    assert erg_accuracy(predictions, references, protocol="mmaffect") == 0.25
+    assert erg_accuracy(predictions, references) == 0.0  # official: 'Joyful ' != 'joyful'
     # joyful/joyful happy=happy hit; lonely/anxious sad=sad hit; annoyed/furious angry hit; sad vs afraid(fear) miss
     assert erg_hit_rate(predictions, references) == 0.75
-    result = erg_scores(predictions, references, responses=["a b", "a a", "c", "<think>x y</think>d e"])
+    result = erg_scores(predictions, references, responses=["a b", "a a", "c", "<think>x y</think>d e"], protocol="mmaffect")
+    assert result.pop("protocol") == {"accuracy": "mmaffect", "hit_rate": "mmaffect", "dist_n": "mmaffect"}
     assert result == pytest.approx({"accuracy": 0.25, "hit_rate": 0.75, "num_samples": 4,
                                     "dist_1": (1 + 0.5 + 1 + 1) / 4, "dist_2": (1 + 1 + 0 + 1) / 4})
 

@@ -48,8 +48,14 @@ def test_classification_msa_erg_modules():
     assert result["waf"] == pytest.approx(17 / 30) and result["num_scored"] == 5
 
     erg = em.ERGScore(keep_in_memory=True)
-    result = erg.compute(predictions=["Joyful", "lonely"], references=["joyful", "anxious"], responses=["a b", "a a"])
+    result = erg.compute(predictions=["Joyful", "lonely"], references=["joyful", "anxious"], responses=["a b", "a a"],
+                         protocol="mmaffect")
+    assert result.pop("protocol") == "accuracy=mmaffect,hit_rate=mmaffect,dist_n=mmaffect"
     assert result == pytest.approx({"accuracy": 0.5, "hit_rate": 1.0, "dist_1": 0.75, "dist_2": 1.0, "num_samples": 2})
+    # each metric's default protocol: official raw-string accuracy, guarded hit rate, official Dist-n
+    default = erg.compute(predictions=["Joyful", "lonely"], references=["joyful", "anxious"], responses=["a b", "a a"])
+    assert default["protocol"] == "accuracy=official,hit_rate=mmaffect,dist_n=official"
+    assert default["accuracy"] == 0.0 and default["hit_rate"] == 1.0
     with pytest.raises(ValueError, match="not in the coarse map"):
         erg.compute(predictions=["meh"], references=["sad"])
 
@@ -64,7 +70,7 @@ class _Judge:
 def test_eri_module(tmp_path):
     module = em.ERIOverlap(keep_in_memory=True)
     result = module.compute(predictions=["a frown", ""], references=["frowning", "smiling"], judge=_Judge(),
-                            cache_path=str(tmp_path / "cache.jsonl"))
+                            cache_path=str(tmp_path / "cache.jsonl"), protocol="mmaffect")
     assert result["clue_overlap"] == pytest.approx((7 + 1) / 2)
     assert result["label_overlap"] == pytest.approx((5 + 1) / 2)
     assert result["num_queried"] == 2

@@ -14,6 +14,10 @@ ERG (Table 5)             :func:`erg_scores`, :func:`erg_accuracy`, :func:`erg_h
 free text -> labels       :class:`LexiconLabelExtractor`, :class:`LLMLabelExtractor`, ...
 ========================  ====================================================================
 
+Metrics whose published scripts score differently take ``protocol="official" | "mmaffect"``
+(:mod:`mmaffect.metrics.protocol`, :data:`DEFAULT_PROTOCOLS`); the official side reproduces the
+MER-UniBench / Nano-EmoX evaluation scripts exactly.
+
 The ``evaluate.Metric`` wrappers (``MERHitRate``, ``OVMERScore``, ``MSAScore``,
 ``ClassificationScore``, ``ERGScore``, ``ERIOverlap``) are importable from here too; they load
 ``evaluate`` on first access only. Command line: ``mmaffect evaluate --task ...`` (see
@@ -42,13 +46,25 @@ from .erg import (
     COARSE_EMOTION_CLASSES,
     ERG_CANDIDATE_ORDER,
     FINE_TO_COARSE,
+    OFFICIAL_EMOTION_KEYWORDS,
     distinct_n,
     erg_accuracy,
     erg_hit_rate,
     erg_scores,
+    extract_emotion_from_response,
     strip_think,
 )
-from .eri import OVERLAP_KINDS, OverlapJudge, eri_overlap_scores, parse_judge_score
+from .eri import (
+    OFFICIAL_JUDGE_MODEL,
+    OVERLAP_KINDS,
+    OfficialOverlapJudge,
+    OverlapJudge,
+    eri_overlap_scores,
+    make_overlap_judge,
+    parse_judge_score,
+    parse_official_score,
+    read_official_eri_files,
+)
 from .label_extraction import (
     ERGEmotionMatcher,
     LabelExtractor,
@@ -58,12 +74,16 @@ from .label_extraction import (
     parse_label_reply,
 )
 from .mer import hit_rate, ov_mer_scores
-from .msa import msa_scores, sentiment_to_value
+from .msa import msa_scores, official_sentiment_value, sentiment_to_value
+from .protocol import DEFAULT_PROTOCOLS, PROTOCOLS, check_protocol
 from .records import align_by_id, read_records
 
 _EVALUATE_MODULES = ("MERHitRate", "OVMERScore", "MSAScore", "ClassificationScore", "ERGScore", "ERIOverlap")
 
 __all__ = [
+    "DEFAULT_PROTOCOLS", "OFFICIAL_EMOTION_KEYWORDS", "OFFICIAL_JUDGE_MODEL", "OfficialOverlapJudge", "PROTOCOLS",
+    "check_protocol", "extract_emotion_from_response", "make_overlap_judge", "official_sentiment_value",
+    "parse_official_score", "read_official_eri_files",
     "COARSE_EMOTION_CLASSES", "ERG_CANDIDATE_ORDER", "FINE_TO_COARSE", "METRIC_NAMES", "OVERLAP_KINDS",
     "WHEEL_NAMES", "ERGEmotionMatcher", "EmotionWheels", "LLMLabelExtractor", "LabelExtractor",
     "LexiconLabelExtractor", "OverlapJudge", "SentimentKeywordExtractor", "align_by_id",

@@ -29,6 +29,7 @@ from typing import Any
 
 from . import classification, erg, eri, label_extraction, mer, msa
 from .emotion_wheel import WHEEL_DIR_ENV, normalize_labels
+from .protocol import PROTOCOLS
 from .records import align_by_id, read_records
 
 TASKS = ("mer", "ovmer", "msa", "mir", "erg", "eri")
@@ -92,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a reference id without prediction: error (default) or score it as an empty prediction")
     parser.add_argument("--unknown-prediction", choices=("error", "neutral"),
                         help="msa (default neutral) / erg (default error): what an unreadable prediction counts as")
+    parser.add_argument("--protocol", choices=PROTOCOLS,
+                        help="official: reproduce the published scoring scripts exactly; mmaffect: the package's "
+                        "guarded choices; default: each metric's own (docs/metrics.md)")
     parser.add_argument("--per-class", action="store_true", help="mir: also print the per-class report")
     parser.add_argument("--confusion-png", help="mir: write the confusion-matrix heat map here")
     return parser
@@ -228,7 +232,7 @@ def run_task(args) -> dict:
     if task in ("mer", "ovmer"):
         label_lists, extractor_name = _label_predictions(args, predictions, "emotion")
         function = mer.hit_rate if task == "mer" else mer.ov_mer_scores
-        metrics = function(label_lists, references, args.wheel_dir)
+        metrics = function(label_lists, references, args.wheel_dir, protocol=args.protocol)
         if task == "mer":
             table = {"Hit Rate": 100 * metrics["hit_rate"]}
         else:
@@ -238,7 +242,8 @@ def run_task(args) -> dict:
         sentiments, extractor_name = _label_predictions(args, predictions, "sentiment")
         if text_mode:
             sentiments = [items[0] if items else "" for items in sentiments]
-        metrics = msa.msa_scores(sentiments, references, unknown_prediction=args.unknown_prediction or "neutral")
+        metrics = msa.msa_scores(sentiments, references, unknown_prediction=args.unknown_prediction or "neutral",
+                                 protocol=args.protocol)
         table = {"WAF": 100 * metrics["waf"], "Acc": 100 * metrics["accuracy"]}
     elif task == "mir":
         y_pred = ["" if value is None else str(value).strip() for value in predictions]
@@ -268,7 +273,8 @@ def run_task(args) -> dict:
                 by_id = predictions_file.field(response_field)
                 responses = [str(by_id.get(sample_id) or "") for sample_id in ids]
                 result["response_field"] = response_field
-        metrics = erg.erg_scores(emotions, references, responses, unknown_prediction=args.unknown_prediction or "error")
+        metrics = erg.erg_scores(emotions, references, responses, unknown_prediction=args.unknown_prediction or "error",
+                                 protocol=args.protocol)
         table = {"Acc / Hit Rate": f"{100 * metrics['accuracy']:.2f} / {100 * metrics['hit_rate']:.2f}"}
         if responses is not None:
             table.update({"Dist-1": 100 * metrics["dist_1"], "Dist-2": 100 * metrics["dist_2"]})
@@ -276,8 +282,9 @@ def run_task(args) -> dict:
         if not args.llm_backend:
             raise UsageError("--task eri needs a judge: --llm-backend openai|transformers|MODULE:FACTORY (any object with chat())")
         backend = load_backend(args.llm_backend, _json_arg(args.llm_kwargs, "--llm-kwargs"))
-        judge = eri.OverlapJudge(backend, cache_path=_cache_path(args, "eri_judge"),
-                                 chat_kwargs=_json_arg(args.chat_kwargs, "--chat-kwargs"))
+        chat_kwargs = _json_arg(args.chat_kwargs, "--chat-kwargs") if args.chat_kwargs != "{}" else None
+        judge = eri.make_overlap_judge(backend, args.protocol, cache_path=_cache_path(args, "eri_judge"),
+                                       chat_kwargs=chat_kwargs)
         texts = ["" if value is None else str(value) for value in predictions]
         metrics = eri.eri_overlap_scores(texts, [str(value) for value in references], judge, ids=ids, progress=True)
         result["judge"] = metrics["judge"]

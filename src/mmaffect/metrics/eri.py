@@ -14,8 +14,21 @@ API; a local transformers model works the same way, with different numbers).
 
 Every verdict is appended to a JSONL cache as soon as it arrives (keyed by judge name, prompt text,
 prediction and reference; the judge's ``fingerprint()`` - model and generation settings - when
-it has one), so an interrupted run resumes and a rerun asks nothing again. An empty
-prediction gets the minimum score 1 without a query.
+it has one), so an interrupted run resumes and a rerun asks nothing again.
+
+Two judges, one per protocol (see :mod:`mmaffect.metrics.protocol`; :func:`make_overlap_judge`):
+
+* :class:`OfficialOverlapJudge` (``protocol="official"``, the default) - Nano-EmoX's
+  ``eval_ovmerd.py``: gpt-3.5-turbo-0125 at temperature 0 with the official Chinese prompts; label
+  overlap is scored after each text is first summarised into emotion words; the **first** number
+  in the reply is the score (0.0 when there is none); every prediction is sent, empty ones too.
+* :class:`OverlapJudge` (``protocol="mmaffect"``) - the package's English prompts
+  (``prompts/eri_*.txt``), the **last** ``Score: N`` (1-10) in the reply, up to ``max_attempts``
+  queries for a malformed reply, and an empty prediction scores 1 without a query.
+
+The official script reads the references from ``gt-eng.csv`` (column ``reasons``) and the
+predictions from the ``chi_reasons`` column of a ``names,pred_label,chi_reasons`` CSV (the file
+Nano-EmoX's inference writes); :func:`read_official_eri_files` does the same.
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ from typing import Any, Sequence
 
 from ._llm import JsonlCache, backend_fingerprint, backend_name, cache_key, chat_text, check_backend, load_prompt
 from .erg import strip_think
+from .protocol import check_protocol
 
 OVERLAP_KINDS = ("clue_overlap", "label_overlap")
 MIN_SCORE, MAX_SCORE = 1.0, 10.0
@@ -54,7 +68,7 @@ def parse_judge_score(reply: str) -> float:
 
 
 class OverlapJudge:
-    """Judge LLM for the ERI overlap scores, with a resumable JSONL cache.
+    """Judge LLM for the ERI overlap scores (``protocol="mmaffect"``), with a resumable JSONL cache.
 
     Args:
         backend: any object with ``chat(messages, **kwargs) -> str``.
@@ -64,6 +78,8 @@ class OverlapJudge:
         chat_kwargs: passed to ``backend.chat`` (e.g. ``{"temperature": 0}``).
         max_attempts: queries per verdict before a malformed reply becomes an error.
     """
+
+    protocol = "mmaffect"
 
     def __init__(self, backend: Any, cache_path: str | os.PathLike | None = None, name: str | None = None,
                  chat_kwargs: dict | None = None, max_attempts: int = 3):
@@ -112,6 +128,168 @@ class OverlapJudge:
         )
 
 
+# ------------------------------------------------------------------------------------------------
+# the official protocol (eval_ovmerd.py)
+# ------------------------------------------------------------------------------------------------
+OFFICIAL_JUDGE_MODEL = "gpt-3.5-turbo-0125"
+OFFICIAL_CHAT_KWARGS = {"temperature": 0}
+
+# The prompts of eval_ovmerd.py, character for character (its f-strings keep the source indentation).
+OFFICIAL_CLUE_PROMPT = (
+    "\n                下面给出人物的《真实描述》以及《预测描述》。请按照以下步骤计算《预测描述》的得分，得分范围为1-10。"
+    "最终仅输出预测分数的数值大小，并给出原因。\n\n"
+    "                1.请总结《真实描述》中有关人物的情感状态描述\n\n"
+    "                2.请总结《预测描述》中有关人物的情感状态描述\n\n"
+    "                3.计算《预测描述》与《真实描述》之间的重叠度，重叠度越高，返回的分数越高。\n\n"
+    "                4.输出格式为: '预测分数'：预测分数；'原因'：原因、\n"
+    "                \n"
+    "                输入：\n\n"
+    "                《真实描述》：{reference}\n\n"
+    "                《预测描述》：{prediction}\n\n"
+    "                输出：\n\n"
+    "                "
+)
+OFFICIAL_SUMMARY_PROMPT = (
+    "\n              请根据以下视频描述，推测视频中人物最有可能的情感状态，仅输出情感词：\n"
+    "              \n"
+    "              视频描述：他虽然看起来很高兴，但是实际上很焦虑\n"
+    "              \n"
+    "              输出结果：焦虑\n\n"
+    "              视频描述：{text}\n\n"
+    "              输出结果：\n"
+    "              "
+)
+OFFICIAL_LABEL_PROMPT = (
+    "\n                下面给出人物的《真实情感》以及《预测情感》。请计算《预测情感》与《真实情感》之间的重叠度，"
+    "重叠度越高，返回的分数越高。得分范围为1-10。最终仅输出预测分数的数值大小，并给出原因。\n"
+    "                \n"
+    "                输出格式为: '预测分数'：预测分数；'原因'：原因\n"
+    "                \n"
+    "                输入：\n\n"
+    "                《真实情感》：{reference}\n\n"
+    "                《预测情感》：{prediction}\n\n"
+    "                输出：\n\n"
+    "                "
+)
+_FIRST_NUMBER = re.compile(r"[\d][.]*[\d]*")
+
+
+def parse_official_score(reply: str | None) -> float:
+    """``eval_ovmerd.py``'s score: the first match of ``[\\d][.]*[\\d]*`` in the reply as a float, 0.0
+    when the reply has no digit (or is empty/None, as after a failed API call). A match that is not a
+    number (``"1..2"``) makes the official script crash; here it raises ``ValueError`` quoting it."""
+    if not reply:
+        return 0.0
+    match = _FIRST_NUMBER.search(reply)
+    if match is None:
+        return 0.0
+    try:
+        return float(match.group(0))
+    except ValueError:
+        raise ValueError(f"the first number {match.group(0)!r} in the judge reply is not a float: {reply[:200]!r}") from None
+
+
+class OfficialOverlapJudge:
+    """The ERI judge of Nano-EmoX's ``eval_ovmerd.py``, on any chat backend, with a JSONL cache.
+
+    * clue overlap: one query, :data:`OFFICIAL_CLUE_PROMPT` with the reference and the prediction;
+    * label overlap: the reference and the prediction are each summarised into emotion words
+      (:data:`OFFICIAL_SUMMARY_PROMPT`), then :data:`OFFICIAL_LABEL_PROMPT` scores the two summaries;
+    * every reply is scored with :func:`parse_official_score` (first number, 0.0 when none); the
+      prediction is sent as it is, even when empty.
+
+    The published numbers used ``gpt-3.5-turbo-0125`` (:data:`OFFICIAL_JUDGE_MODEL`) at temperature 0
+    (:data:`OFFICIAL_CHAT_KWARGS`): build the backend with that model; ``is_official_model`` says
+    whether it is.
+
+    One deliberate difference: the official ``get_completion`` turns a failed API call into ``''``
+    (score 0.0). Here the backend's error propagates and nothing is cached, so the next run asks
+    again instead of recording an outage as a judgement.
+    """
+
+    protocol = "official"
+
+    def __init__(self, backend: Any, cache_path: str | os.PathLike | None = None, name: str | None = None,
+                 chat_kwargs: dict | None = None):
+        check_backend(backend, "judge")
+        self.backend = backend
+        self.name = name or backend_name(backend)
+        self.fingerprint = backend_fingerprint(backend)
+        self.chat_kwargs = dict(OFFICIAL_CHAT_KWARGS if chat_kwargs is None else chat_kwargs)
+        self.cache = JsonlCache(cache_path)
+        self.num_queried = 0
+        self.num_cached = 0
+
+    @property
+    def is_official_model(self) -> bool:
+        model = getattr(self.backend, "model_id", None) or getattr(self.backend, "model", None)
+        return model == OFFICIAL_JUDGE_MODEL and self.chat_kwargs == OFFICIAL_CHAT_KWARGS
+
+    def _ask(self, kind: str, prompt: str, sample_id: str | None) -> str:
+        key = cache_key("eri-official", kind, self.fingerprint, json.dumps(self.chat_kwargs, sort_keys=True, default=str), prompt)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.num_cached += 1
+            return cached["reply"]
+        reply = chat_text(self.backend, [{"role": "user", "content": prompt}], self.chat_kwargs, "judge")
+        self.num_queried += 1
+        self.cache.put({"key": key, "id": sample_id, "kind": kind, "judge": self.name, "reply": reply})
+        return reply
+
+    def summarize(self, text: str, sample_id: str | None = None) -> str:
+        """The official ``get_summarized_emotions``: the emotion words the judge reads in ``text``."""
+        return self._ask("summary", OFFICIAL_SUMMARY_PROMPT.format(text=_as_text(text)), sample_id)
+
+    def score(self, kind: str, prediction: str, reference: str, sample_id: str | None = None) -> float:
+        """One verdict of ``kind`` in :data:`OVERLAP_KINDS` (first number of the reply; 0.0 if none)."""
+        if kind not in OVERLAP_KINDS:
+            raise ValueError(f"kind must be one of {OVERLAP_KINDS}, got {kind!r}")
+        prediction, reference = _as_text(prediction), _as_text(reference)
+        if kind == "clue_overlap":
+            prompt = OFFICIAL_CLUE_PROMPT.format(reference=reference, prediction=prediction)
+        else:
+            gt_emotion = self.summarize(reference, sample_id)
+            pred_emotion = self.summarize(prediction, sample_id)
+            prompt = OFFICIAL_LABEL_PROMPT.format(reference=gt_emotion, prediction=pred_emotion)
+        return parse_official_score(self._ask(kind, prompt, sample_id))
+
+
+def _as_text(value) -> str:
+    """The official ``func_gain_name2value``: NaN / None -> ``""``; anything else as text."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value)
+
+
+def make_overlap_judge(backend: Any, protocol: str | None = None, cache_path: str | os.PathLike | None = None,
+                       chat_kwargs: dict | None = None):
+    """The ERI judge of ``protocol`` (default ``"official"``) around a chat backend."""
+    if check_protocol(protocol, "eri") == "official":
+        return OfficialOverlapJudge(backend, cache_path=cache_path, chat_kwargs=chat_kwargs)
+    return OverlapJudge(backend, cache_path=cache_path, chat_kwargs=chat_kwargs)
+
+
+def read_official_eri_files(predictions_csv: str | os.PathLike, references_csv: str | os.PathLike) -> tuple[list[str], list[str], list[str]]:
+    """``(names, predictions, references)`` as ``eval_ovmerd.py`` reads them: predictions from the
+    ``chi_reasons`` column, references from ``reasons`` (``gt-eng.csv``), both keyed by ``names``, empty
+    cells as ``""``, the samples present in both files (in reference order)."""
+    import pandas as pd
+
+    def read(path, column):
+        frame = pd.read_csv(path)
+        for needed in ("names", column):
+            if needed not in frame.columns:
+                raise ValueError(f"{path}: no column {needed!r}; columns: {list(frame.columns)}")
+        return {str(name): _as_text(value) for name, value in zip(frame["names"], frame[column])}
+
+    predictions = read(predictions_csv, "chi_reasons")
+    references = read(references_csv, "reasons")
+    names = [name for name in references if name in predictions]
+    if not names:
+        raise ValueError(f"{predictions_csv} and {references_csv} share no sample name")
+    return names, [predictions[n] for n in names], [references[n] for n in names]
+
+
 def eri_overlap_scores(
     predictions: Sequence[str],
     references: Sequence[str],
@@ -119,16 +297,19 @@ def eri_overlap_scores(
     ids: Sequence[str] | None = None,
     cache_path: str | os.PathLike | None = None,
     progress: bool = False,
+    protocol: str | None = None,
 ) -> dict:
     """Mean clue overlap and label overlap (1-10) of generated explanations.
 
     Args:
-        judge: an :class:`OverlapJudge`, or a bare chat backend (wrapped with ``cache_path``).
+        judge: an :class:`OfficialOverlapJudge` / :class:`OverlapJudge`, or a bare chat backend
+            (wrapped with ``cache_path`` by :func:`make_overlap_judge` for ``protocol``).
         ids: sample ids, written into the cache and error messages.
+        protocol: which judge wraps a bare backend (default ``"official"``); ignored for a judge.
 
     Returns:
-        ``{"clue_overlap", "label_overlap", "num_samples", "judge", "num_queried", "num_cached",
-        "per_sample": [{"id", "clue_overlap", "label_overlap"}]}``.
+        ``{"clue_overlap", "label_overlap", "num_samples", "judge", "protocol", "num_queried",
+        "num_cached", "per_sample": [{"id", "clue_overlap", "label_overlap"}]}``.
     """
     if len(predictions) != len(references):
         raise ValueError(f"predictions and references differ in length: {len(predictions)} vs {len(references)}")
@@ -136,8 +317,8 @@ def eri_overlap_scores(
         raise ValueError("no samples to score (empty references)")
     if ids is not None and len(ids) != len(references):
         raise ValueError(f"ids and references differ in length: {len(ids)} vs {len(references)}")
-    if not isinstance(judge, OverlapJudge):
-        judge = OverlapJudge(judge, cache_path=cache_path)
+    if not isinstance(judge, (OverlapJudge, OfficialOverlapJudge)):
+        judge = make_overlap_judge(judge, protocol, cache_path=cache_path)
     queried_before, cached_before = judge.num_queried, judge.num_cached
     rows = range(len(references))
     if progress:
@@ -157,6 +338,7 @@ def eri_overlap_scores(
         "label_overlap": sum(row["label_overlap"] for row in per_sample) / count,
         "num_samples": count,
         "judge": judge.name,
+        "protocol": judge.protocol,
         "num_queried": judge.num_queried - queried_before,
         "num_cached": judge.num_cached - cached_before,
         "per_sample": per_sample,

@@ -8,8 +8,8 @@ Use them like any ``evaluate`` metric::
     metric.compute(wheel_dir="path/to/emotion_wheel")   # {"hit_rate": 1.0, "hit_rate_wheel1": 1.0, ...}
 
 Each module returns a flat ``dict`` of floats / ints (per-wheel values as ``<metric>_wheelK``).
-Options that are not per-sample (wheel folder, label list, judge backend) are ``compute`` keyword
-arguments. Importing this module imports ``evaluate`` (slow: it pulls in transformers), so the
+Options that are not per-sample (wheel folder, label list, judge backend, ``protocol=``) are
+``compute`` keyword arguments. Importing this module imports ``evaluate`` (slow: it pulls in transformers), so the
 package only loads it on first use.
 """
 
@@ -56,8 +56,8 @@ class MERHitRate(evaluate.Metric):
             features=_features((_STRING_LIST, _STRING), (_STRING, _STRING), (_STRING_LIST, _STRING_LIST)),
         )
 
-    def _compute(self, predictions, references, wheel_dir=None):
-        result = hit_rate(predictions, references, wheel_dir)
+    def _compute(self, predictions, references, wheel_dir=None, protocol=None):
+        result = hit_rate(predictions, references, wheel_dir, protocol=protocol)
         flat = {"hit_rate": result["hit_rate"], "num_samples": result["num_samples"]}
         for wheel, value in result["per_wheel"].items():
             flat[f"hit_rate_{wheel}"] = value
@@ -76,8 +76,8 @@ class OVMERScore(evaluate.Metric):
             features=_features((_STRING_LIST, _STRING_LIST), (_STRING, _STRING), (_STRING_LIST, _STRING)),
         )
 
-    def _compute(self, predictions, references, wheel_dir=None):
-        result = ov_mer_scores(predictions, references, wheel_dir)
+    def _compute(self, predictions, references, wheel_dir=None, protocol=None):
+        result = ov_mer_scores(predictions, references, wheel_dir, protocol=protocol)
         flat = {key: result[key] for key in ("f1", "precision", "recall", "num_samples")}
         for wheel, values in result["per_wheel"].items():
             for key in ("f1", "precision", "recall"):
@@ -99,8 +99,8 @@ class MSAScore(evaluate.Metric):
             features=_features((_STRING, datasets.Value("float64"))),
         )
 
-    def _compute(self, predictions, references, unknown_prediction="neutral"):
-        return msa_scores(predictions, references, unknown_prediction)
+    def _compute(self, predictions, references, unknown_prediction="neutral", protocol=None):
+        return msa_scores(predictions, references, unknown_prediction, protocol=protocol)
 
 
 class ClassificationScore(evaluate.Metric):
@@ -135,8 +135,9 @@ class ERGScore(evaluate.Metric):
             features=_features((_STRING, _STRING)),
         )
 
-    def _compute(self, predictions, references, responses=None, coarse_map=None, unknown_prediction="error"):
-        return erg_scores(predictions, references, responses, coarse_map, unknown_prediction)
+    def _compute(self, predictions, references, responses=None, coarse_map=None, unknown_prediction="error", protocol=None):
+        result = erg_scores(predictions, references, responses, coarse_map, unknown_prediction, protocol=protocol)
+        return {**result, "protocol": ",".join(f"{k}={v}" for k, v in result["protocol"].items())}
 
 
 class ERIOverlap(evaluate.Metric):
@@ -152,8 +153,8 @@ class ERIOverlap(evaluate.Metric):
             features=_features((_STRING, _STRING)),
         )
 
-    def _compute(self, predictions, references, judge=None, cache_path=None, ids=None):
+    def _compute(self, predictions, references, judge=None, cache_path=None, ids=None, protocol=None):
         if judge is None:
-            raise ValueError("ERIOverlap.compute needs judge= (a chat backend or an OverlapJudge)")
-        result = eri_overlap_scores(predictions, references, judge, ids=ids, cache_path=cache_path)
+            raise ValueError("ERIOverlap.compute needs judge= (a chat backend, an OfficialOverlapJudge or an OverlapJudge)")
+        result = eri_overlap_scores(predictions, references, judge, ids=ids, cache_path=cache_path, protocol=protocol)
         return {key: result[key] for key in ("clue_overlap", "label_overlap", "num_samples", "num_queried", "num_cached")}

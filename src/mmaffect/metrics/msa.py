@@ -5,6 +5,14 @@ The model's answer is reduced to a sentiment (``positive`` -> 1, ``negative`` ->
 dropped; the rest are scored as a binary problem ``reference > 0`` vs ``prediction > 0`` (so a
 ``neutral`` prediction counts as "not positive"): WAF is scikit-learn's weighted F1, accuracy the
 plain accuracy. Both are fractions in [0, 1].
+
+Protocols (see :mod:`mmaffect.metrics.protocol`):
+
+* ``"official"`` (default) - MER-UniBench's ``evaluation.py``: an answer counts as a sentiment only
+  when it is exactly ``positive``, ``negative`` or ``neutral``; everything else (``Positive``,
+  ``positive.``, ``[negative]``, ``"0.8"``, a number) is an "error sample" scored as neutral (0);
+* ``"mmaffect"`` - :func:`sentiment_to_value`: case, spaces, quotes, brackets and a final period are
+  ignored, and numbers (also as strings) are used as they are.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import math
 from typing import Sequence, Union
 
 from .classification import classification_metrics
+from .protocol import check_protocol
 
 SENTIMENT_VALUES = {"positive": 1.0, "negative": -1.0, "neutral": 0.0}
 
@@ -40,10 +49,19 @@ def sentiment_to_value(prediction: SentimentLike) -> float | None:
     return None if math.isnan(value) else value
 
 
+def official_sentiment_value(prediction: SentimentLike) -> float | None:
+    """MER-UniBench's reading of a sentiment answer: exact ``positive`` / ``negative`` / ``neutral``
+    (``==``, so case and punctuation matter); anything else -> ``None`` (scored as neutral)."""
+    if isinstance(prediction, str) and prediction in SENTIMENT_VALUES:
+        return SENTIMENT_VALUES[prediction]
+    return None
+
+
 def msa_scores(
     predictions: Sequence[SentimentLike],
     references: Sequence[float],
     unknown_prediction: str = "neutral",
+    protocol: str | None = None,
 ) -> dict:
     """WAF and accuracy of sentiment predictions against continuous reference scores.
 
@@ -52,10 +70,14 @@ def msa_scores(
         references: reference sentiment scores (sign matters; 0 = neutral, dropped).
         unknown_prediction: ``"neutral"`` (benchmark behaviour: an answer that is not a sentiment
             counts as neutral, i.e. 0) or ``"error"`` (raise ``ValueError`` naming the samples).
+        protocol: ``"official"`` (default; exact match) or ``"mmaffect"`` (lenient parsing), see the
+            module docstring.
 
     Returns:
-        ``{"waf", "accuracy", "num_scored", "num_samples", "num_unparsed_predictions"}``.
+        ``{"waf", "accuracy", "num_scored", "num_samples", "num_unparsed_predictions", "protocol"}``.
     """
+    protocol = check_protocol(protocol, "msa")
+    read = official_sentiment_value if protocol == "official" else sentiment_to_value
     if unknown_prediction not in ("neutral", "error"):
         raise ValueError(f"unknown_prediction must be 'neutral' or 'error', got {unknown_prediction!r}")
     if len(predictions) != len(references):
@@ -64,14 +86,15 @@ def msa_scores(
         raise ValueError("no samples to score (empty references)")
     values, unparsed = [], []
     for index, prediction in enumerate(predictions):
-        value = sentiment_to_value(prediction)
+        value = read(prediction)
         if value is None:
             unparsed.append(index)
             value = 0.0
         values.append(value)
     if unparsed and unknown_prediction == "error":
         shown = ", ".join(f"#{i}: {predictions[i]!r}" for i in unparsed[:5])
-        raise ValueError(f"{len(unparsed)} prediction(s) are not positive/negative/neutral or a number: {shown}")
+        wanted = "exactly 'positive', 'negative' or 'neutral'" if protocol == "official" else "positive/negative/neutral or a number"
+        raise ValueError(f"{len(unparsed)} prediction(s) are not {wanted}: {shown}")
     truths = []
     for index, reference in enumerate(references):
         try:
@@ -91,4 +114,5 @@ def msa_scores(
         "num_scored": len(kept),
         "num_samples": len(references),
         "num_unparsed_predictions": len(unparsed),
+        "protocol": protocol,
     }

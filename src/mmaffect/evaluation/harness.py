@@ -1,0 +1,295 @@
+"""The evaluation loop: benchmark rows -> prompts -> batched replies (cached, resumable) -> scores.
+
+:func:`evaluate_benchmark` writes into ``output_dir``:
+
+* ``replies.jsonl`` - one line per generated reply, appended and flushed as each batch finishes,
+  keyed by the predictor's fingerprint and the sample id. A killed run resumes where it stopped:
+  finished samples are never generated again (a torn last line is skipped with a warning and its
+  sample regenerated). Another predictor (or other decoding settings) gets its own keys.
+* ``predictions.jsonl`` - per sample: ``id``, ``reference``, ``reply``, ``prediction`` (what the
+  metric scored: labels, sentiment, label, emotion or the explanation);
+* ``results.json`` - metrics (fractions; ``null`` where the official value is NaN), the table cells
+  (paper units), the protocol of every metric, the extractor / judge, counts, errors;
+* ``summary.md`` - the one-row table of the benchmark in the paper's layout;
+* ERI only: ``eri_predictions.csv`` (``names,pred_label,chi_reasons``: the file Nano-EmoX's
+  ``eval_ovmerd.py`` reads) and ``eri_judge.jsonl`` (every judgement, reused by reruns).
+
+:func:`run_suite` runs every benchmark for which data is given and writes the paper's Tables 2-5
+(``paper_tables.md`` / ``.json``) and a chart (``paper_chart.png``), see :mod:`.tables`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mmaffect.metrics._llm import JsonlCache
+
+from .benchmarks import EvalData, get_eval_benchmark, load_eval_benchmark
+from .predictors import EvalRequest
+from .scoring import PROMPT_TASKS, make_extractor, score_task
+
+MISSING_MEDIA = ("error", "omit")
+
+
+def _json_safe(value):
+    """NaN / inf -> None (strict JSON), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _write_json(path: Path, value) -> None:
+    path.write_text(json.dumps(_json_safe(value), indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+
+
+class ReplyStore:
+    """``replies.jsonl``: replies keyed by (predictor fingerprint, sample id), appended line by line."""
+
+    def __init__(self, path: str | os.PathLike, fingerprint: Mapping[str, Any]):
+        self.fingerprint = json.dumps(fingerprint, sort_keys=True, default=str)
+        self.digest = hashlib.sha256(self.fingerprint.encode("utf-8")).hexdigest()[:16]
+        self.cache = JsonlCache(path)
+
+    def _key(self, sample_id: str) -> str:
+        return f"{self.digest}:{sample_id}"
+
+    def get(self, sample_id: str) -> str | None:
+        record = self.cache.get(self._key(sample_id))
+        return None if record is None else record["reply"]
+
+    def put(self, sample_id: str, reply: str, prompt_task: str) -> None:
+        self.cache.put({"key": self._key(sample_id), "id": sample_id, "reply": reply, "prompt_task": prompt_task,
+                        "predictor": self.digest})
+
+
+def _requests(data: EvalData, prompt_task: str, candidate_labels: Sequence[str]) -> list[EvalRequest]:
+    rows = data.samples
+    columns = set(rows.column_names)
+    requests = []
+    for row in rows:
+        requests.append(EvalRequest(
+            id=row["id"], task=prompt_task, subtitle=row["subtitle"] or "", video=row["video"], audio=row["audio"],
+            candidate_labels=tuple(candidate_labels),
+            user_input=row["user_input"] if "user_input" in columns else None,
+            dialogue_history=list(row["dialogue_history"]) if "dialogue_history" in columns else [],
+        ))  # fmt: skip
+    return requests
+
+
+def _check_media(data: EvalData, requests: list[EvalRequest], needed: set[str], policy: str) -> dict[str, int]:
+    missing = {kind: [r.id for r in requests if kind in needed and getattr(r, kind) is None] for kind in ("video", "audio")}
+    if policy == "error":
+        for kind, ids in missing.items():
+            if ids:
+                raise FileNotFoundError(
+                    f"{data.benchmark.title}: {len(ids)} of {len(requests)} samples have no {kind} file "
+                    f"(looked in {data.media_folders.get(kind)}), e.g. {ids[:5]}; pass --media-dir, or "
+                    "--missing-media omit to drop that modality for those samples"
+                )
+    return {kind: len(ids) for kind, ids in missing.items()}
+
+
+def _ground_truth(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def format_summary(result: dict) -> str:
+    """The benchmark's one-row table in the paper's layout, plus counts, protocols and errors."""
+    table = result["table"]
+    headers = ["Model", "Scale"] + [f"{result['title']} {key} \u2191" for key in table]
+    cells = [result["predictor"], result.get("scale") or "-"]
+    cells += ["-" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v)) for v in table.values()]
+    widths = [max(len(h), len(c)) for h, c in zip(headers, cells)]
+    lines = [
+        f"{result['title']} ({result['task']}): {result['num_samples']} samples, "
+        f"{result['num_generated']} generated now, {result['num_cached']} from {result['replies_file']}",
+        "",
+        "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+        "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |",
+        "",
+        "protocols: " + (", ".join(f"{k}={v}" for k, v in result["protocols"].items()) or "-")
+        + f"; extractor: {result['extractor']}; prompt task: {result['prompt_task']}",
+    ]
+    for metric, message in result["errors"].items():
+        lines.append(f"not scored - {metric}: {message}")
+    return "\n".join(lines)
+
+
+def evaluate_benchmark(
+    predictor,
+    benchmark: str | EvalData,
+    output_dir: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    media_dir: str | os.PathLike | None = None,
+    prompt_task: str | None = None,
+    protocol: str | None = None,
+    wheel_dir=None,
+    extractor: str | Any = "lexicon",
+    llm_backend=None,
+    judge=None,
+    max_samples: int | None = None,
+    missing_media: str = "error",
+    progress: bool = True,
+    scale: str | None = None,
+) -> dict:
+    """Evaluate ``predictor`` on one benchmark and write the files of the module doc.
+
+    Args:
+        predictor: a :class:`~mmaffect.evaluation.predictors.Predictor`.
+        benchmark: a benchmark name (read from ``data_dir``) or an :class:`EvalData`.
+        prompt_task: the processor task to prompt with (default :data:`PROMPT_TASKS` of the task;
+            e.g. ``"MER"`` asks MER datasets with their candidate labels instead of the open question).
+        protocol: ``"official"`` / ``"mmaffect"`` for every metric; ``None`` = each metric's default.
+        wheel_dir: emotion-wheel folder (mer / ovmer / msa); default ``$MMAFFECT_WHEEL_DIR``.
+        extractor: ``"lexicon"`` (offline proxy), ``"llm"`` (needs ``llm_backend``) or an extractor object.
+        judge: ERI judge (:func:`mmaffect.metrics.make_overlap_judge`); ``None`` leaves ERI unscored.
+        max_samples: evaluate the first N test samples only.
+        missing_media: ``"error"`` (default: a sample without a needed video / audio file stops the
+            run before anything is generated) or ``"omit"`` (its prompt leaves that modality out).
+
+    Returns:
+        the ``results.json`` content.
+    """
+    if missing_media not in MISSING_MEDIA:
+        raise ValueError(f"missing_media must be one of {MISSING_MEDIA}, got {missing_media!r}")
+    if isinstance(benchmark, EvalData):
+        data = benchmark
+    else:
+        if data_dir is None:
+            raise ValueError(f"benchmark {benchmark!r} needs a data_dir")
+        data = load_eval_benchmark(benchmark, data_dir, media_dir)
+    if max_samples is not None:
+        if max_samples < 1:
+            raise ValueError(f"max_samples must be >= 1, got {max_samples}")
+        data.samples = data.samples.select(range(min(max_samples, len(data.samples))))
+    bench = data.benchmark
+    task = bench.task
+    prompt_task = prompt_task or PROMPT_TASKS[task]
+    candidates = data.candidate_labels if prompt_task in ("MER", "MIR") else ()
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    wheels = None
+    if task in ("mer", "ovmer", "msa"):
+        from mmaffect.metrics.emotion_wheel import load_emotion_wheels
+
+        wheels = load_emotion_wheels(wheel_dir)
+    if isinstance(extractor, str):
+        extractor = None if task not in ("mer", "ovmer", "msa") else make_extractor(
+            task, extractor, wheels, llm_backend, cache_path=output_dir / "extract_cache.jsonl")
+
+    requests = _requests(data, prompt_task, candidates)
+    missing = _check_media(data, requests, predictor.required_media(), missing_media)
+    store = ReplyStore(output_dir / "replies.jsonl", {**predictor.fingerprint(), "prompt_task": prompt_task})
+    todo = [r for r in requests if store.get(r.id) is None]
+    num_cached = len(requests) - len(todo)
+    batches = [todo[i: i + predictor.batch_size] for i in range(0, len(todo), predictor.batch_size)]
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(todo), desc=f"{bench.title}: generating", unit="sample", disable=not progress or not todo) as bar:
+        for batch in batches:
+            replies = predictor.predict(batch)
+            if len(replies) != len(batch):
+                raise ValueError(f"{type(predictor).__name__}.predict returned {len(replies)} replies for {len(batch)} requests")
+            for request, reply in zip(batch, replies):
+                if not isinstance(reply, str):
+                    raise TypeError(f"{type(predictor).__name__}.predict returned a {type(reply).__name__} for {request.id!r}")
+                store.put(request.id, reply, prompt_task)
+            bar.update(len(batch))
+
+    ids = [r.id for r in requests]
+    replies = [store.get(sample_id) for sample_id in ids]
+    references = [_ground_truth(value) for value in data.samples["reference"]]
+    if task == "eri":
+        _write_eri_csv(output_dir / "eri_predictions.csv", ids, replies)
+    label_set = (data.labels or tuple(sorted(set(references)))) if task == "mir" else ()
+    scored = score_task(task, ids, replies, references, protocol=protocol, wheels=wheels, extractor=extractor,
+                        judge=judge, candidate_labels=label_set, progress=progress)
+    with open(output_dir / "predictions.jsonl", "w", encoding="utf-8") as handle:
+        for sample_id, reference, reply, prediction in zip(ids, references, replies, scored["predictions"]):
+            handle.write(json.dumps({"id": sample_id, "reference": reference, "reply": reply, "prediction": prediction},
+                                    ensure_ascii=False) + "\n")
+    metrics = scored["metrics"]
+    if isinstance(metrics, dict) and "per_sample" in metrics:  # ERI: per-sample verdicts go to predictions
+        metrics = {k: v for k, v in metrics.items() if k != "per_sample"}
+    result = {
+        "benchmark": bench.name, "title": bench.title, "task": task, "prompt_task": prompt_task,
+        "predictor": predictor.name, "scale": scale, "predictor_fingerprint": predictor.fingerprint(),
+        "data_dir": data.source, "num_samples": len(ids), "num_generated": len(todo), "num_cached": num_cached,
+        "num_missing_media": missing, "metrics": metrics, "table": scored["table"], "protocols": scored["protocols"],
+        "extractor": scored["extractor"], "errors": scored["errors"],
+        "replies_file": str(output_dir / "replies.jsonl"), "predictions_file": str(output_dir / "predictions.jsonl"),
+    }  # fmt: skip
+    if task == "eri" and judge is not None:
+        result["judge_cache"] = str(getattr(judge.cache, "path", "") or "")
+        result["judge_is_official"] = bool(getattr(judge, "is_official_model", False))
+    _write_json(output_dir / "results.json", result)
+    (output_dir / "summary.md").write_text(format_summary(result) + "\n", encoding="utf-8")
+    return _json_safe(result)
+
+
+def _write_eri_csv(path: Path, ids: Sequence[str], replies: Sequence[str]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["names", "pred_label", "chi_reasons"])
+        for sample_id, reply in zip(ids, replies):
+            writer.writerow([sample_id, "", reply])
+
+
+def run_suite(
+    predictor,
+    data_dirs: Mapping[str, str | os.PathLike],
+    output_dir: str | os.PathLike,
+    *,
+    judge_factory=None,
+    chart: bool = True,
+    **options,
+) -> dict:
+    """Every benchmark of ``data_dirs`` (``{name: folder}``), then the paper's Tables 2-5.
+
+    ``judge_factory(output_dir) -> judge`` builds the ERI judge (its cache lives in the EMER output
+    folder). A benchmark that fails (bad files, ...) is reported in the tables and the returned
+    ``errors`` and the others still run. ``options`` go to :func:`evaluate_benchmark`.
+
+    Returns:
+        ``{"results": {name: result}, "errors": {name: message}, "tables": path, "chart": path}``.
+    """
+    from .tables import paper_tables, save_paper_chart
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if not data_dirs:
+        raise ValueError("the paper suite needs data: --data-root ROOT or --data NAME=DIR (one per benchmark)")
+    results, errors = {}, {}
+    for name, folder in data_dirs.items():
+        bench = get_eval_benchmark(name)
+        target = output_dir / bench.name
+        judge = judge_factory(target) if (judge_factory is not None and bench.task == "eri") else None
+        try:
+            results[bench.name] = evaluate_benchmark(predictor, bench.name, target, data_dir=folder, judge=judge, **options)
+        except (ValueError, FileNotFoundError, OSError) as error:
+            errors[bench.name] = f"{type(error).__name__}: {error}"
+    text, table_data = paper_tables(results, predictor.name, options.get("scale"), errors)
+    tables_path = output_dir / "paper_tables.md"
+    tables_path.write_text(text + "\n", encoding="utf-8")
+    _write_json(output_dir / "paper_tables.json", {"tables": table_data, "errors": errors})
+    chart_path = None
+    if chart:
+        chart_path = save_paper_chart(table_data, output_dir / "paper_chart.png", predictor.name)
+    return {"results": results, "errors": errors, "tables": str(tables_path), "chart": chart_path and str(chart_path)}
+
+
+__all__ = ["ReplyStore", "evaluate_benchmark", "format_summary", "run_suite"]
