@@ -115,6 +115,20 @@ def make_mintrec(root: Path) -> Path:
     return root
 
 
+MINTREC2_TEST = [("dia15_utt0", "thank you.", "Thank"), ("dia15_utt1", "could you help me with this box?", "Ask for help")]
+
+
+def make_mintrec2(root: Path) -> Path:
+    """MIntRec2.0 as Nano-EmoX's chat records (ids from the video names dia{d}_utt{u})."""
+    root.mkdir(parents=True, exist_ok=True)
+    records = lambda items: [{"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": l}],  # noqa: E731
+                              "videos": [f"/home/lab/dataset/MIntRec2/video/{n}.mp4"]} for n, t, l in items]
+    (root / "train_MIntRec2_ann.json").write_text(json.dumps(records([("dia1_utt0", "hi", "Greet")])))
+    (root / "test_MIntRec2_ann.json").write_text(json.dumps(records(MINTREC2_TEST)))
+    _media(root, [n for n, _, _ in MINTREC2_TEST], "video", "audio")
+    return root
+
+
 AVAMERG_CONVERSATIONS = [
     {"conversation_id": "00012", "speaker_profile": {"ID": 7}, "listener_profile": {"ID": 8}, "topic": "work",
      "turns": [{"turn_id": "0", "context": "job loss", "dialogue_history": [{"role": "speaker", "utterance": "I got fired."}],
@@ -152,7 +166,7 @@ def make_emer(root: Path) -> Path:
 
 
 LAYOUTS = {"mer2023": make_mer2023, "meld": make_meld, "iemocap": make_iemocap, "mosi": make_mosi, "ovmerd": make_ovmerd,
-           "mintrec": make_mintrec, "avamerg": make_avamerg, "emer": make_emer}
+           "mintrec": make_mintrec, "mintrec2": make_mintrec2, "avamerg": make_avamerg, "emer": make_emer}
 
 
 def save_tiny_nano_emox(folder: Path) -> Path:

@@ -257,6 +257,13 @@ def test_cli_evaluates_one_benchmark_and_checks_the_task(tiny_model, layouts, wh
     assert "pass --dataset NAME --data-dir DIR" in capsys.readouterr().err
 
 
+def test_predictor_refuses_other_checkpoints(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8, "num_hidden_layers": 1,
+                                                      "num_attention_heads": 1, "intermediate_size": 8}))
+    with pytest.raises(ValueError, match="model_type 'bert' is not a Nano-EmoX checkpoint .*--predictor openai"):
+        NanoEmoXPredictor(tmp_path)
+
+
 def test_dispatcher_keeps_the_lgsrr_path(tiny_model, tmp_path):
     lgsrr = tmp_path / "lgsrr"
     lgsrr.mkdir()

@@ -13,6 +13,7 @@ from evaluation_support import (
     AVAMERG_NAMES,
     EMER_ROWS,
     MER_TEST,
+    MINTREC2_TEST,
     MINTREC_TEST,
     MOSI_TEST,
     make_avamerg,
@@ -21,6 +22,7 @@ from evaluation_support import (
     make_meld,
     make_mer2023,
     make_mintrec,
+    make_mintrec2,
     make_mosi,
     make_ovmerd,
 )
@@ -70,12 +72,19 @@ def test_meld_declare_lab_release_through_the_existing_loader(tmp_path):
                             "audio": str(media / "dia3_utt1.mp4"), "reference": "surprise"}]  # audio: the clip's track
 
 
-def test_msa_layouts_read_valence_scores(tmp_path):
-    data = load_eval_benchmark("cmumosi", make_mosi(tmp_path / "mosi"))
+@pytest.mark.parametrize("name, video_dir, audio_dir", [
+    ("cmumosi", "subvideo", "subaudio"), ("mosei", "subvideo_new", "subaudio"), ("sims", "video", "audio"),
+    ("simsv2", "video_new", "audio"),
+])
+def test_msa_layouts_read_valence_scores(name, video_dir, audio_dir, tmp_path):
+    data = load_eval_benchmark(name, make_mosi(tmp_path / name, video_dir, audio_dir))
     assert [r["reference"] for r in _rows(data)] == list(MOSI_TEST.values())
     assert data.samples.features["reference"].dtype == "float64" and data.benchmark.task == "msa"
-    sims = load_eval_benchmark("simsv2", make_mosi(tmp_path / "simsv2", "video_new", "audio"))
-    assert all("/video_new/" in r["video"] for r in _rows(sims))
+    assert all(f"/{video_dir}/" in r["video"] and f"/{audio_dir}/" in r["audio"] for r in _rows(data))
+
+
+def test_msa_bad_value_names_the_sample(tmp_path):
+    make_mosi(tmp_path / "mosi")
     np.savez(tmp_path / "mosi" / "label.npz", test_corpus={"abc_1": {"val": "high"}})
     with pytest.raises(EvalDataError, match=r"test_corpus\['abc_1'\]\['val'\] is not a number: 'high'"):
         load_eval_benchmark("mosi", tmp_path / "mosi")
@@ -93,6 +102,9 @@ def test_mintrec_chat_records_with_media(tmp_path):
     assert data.candidate_labels[:3] == ("complain", "praise", "apologise") and len(data.candidate_labels) == 20
     assert "Ask for help" in data.labels
     assert all(r["audio"].endswith(".wav") for r in _rows(data))
+    mintrec2 = load_eval_benchmark("mintrec2.0", make_mintrec2(tmp_path / "MIntRec2"))
+    assert [(r["id"], r["subtitle"], r["reference"]) for r in _rows(mintrec2)] == MINTREC2_TEST
+    assert len(mintrec2.candidate_labels) == 30 and "asking for opinions" in mintrec2.candidate_labels
 
 
 def test_avamerg_last_turns_projection_and_history(tmp_path):

@@ -155,6 +155,9 @@ def _suite_dirs(args) -> dict:
 
 def run(args) -> int:
     if args.suite:
+        if args.media_dir or args.dataset or args.data_dir:
+            raise UsageError("--suite takes --data-root / --data NAME=DIR (media under each folder), not --dataset, "
+                             "--data-dir or --media-dir")
         predictor = make_predictor(args)
         output_dir = Path(args.output_dir or Path("eval") / predictor.name / "paper")
         if args.wheel_dir is None and args.data_root and (Path(args.data_root) / "emotion_wheel").is_dir():

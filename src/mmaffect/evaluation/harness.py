@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import math
@@ -174,7 +175,7 @@ def evaluate_benchmark(
     if max_samples is not None:
         if max_samples < 1:
             raise ValueError(f"max_samples must be >= 1, got {max_samples}")
-        data.samples = data.samples.select(range(min(max_samples, len(data.samples))))
+        data = dataclasses.replace(data, samples=data.samples.select(range(min(max_samples, len(data.samples)))))
     bench = data.benchmark
     task = bench.task
     prompt_task = prompt_task or PROMPT_TASKS[task]
