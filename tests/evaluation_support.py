@@ -104,29 +104,27 @@ MINTREC_TEST = [("S06_E04_70", "you're gonna go back and work on that register",
                 ("S04_E16_164", "thank you so much", "Thank"), ("S05_E01_3", "this is terrible", "Complain")]
 
 
-def make_mintrec(root: Path) -> Path:
-    """Nano-EmoX's chat records (train + test) with video/ and audio/ next to them."""
+def _chat_release(root: Path, release: str, train: list[tuple], test: list[tuple]) -> Path:
+    """Nano-EmoX's chat records ``{split}_{release}_ann.json`` (train + test), video/ and audio/ next to them."""
     root.mkdir(parents=True, exist_ok=True)
-    records = lambda items: [{"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": l}],  # noqa: E731
-                              "videos": [f"/home/lab/dataset/MIntRec/video/{n}.mp4"]} for n, t, l in items]
-    (root / "train_MIntRec_ann.json").write_text(json.dumps(records([("S01_E01_1", "hello there", "Greet")])))
-    (root / "test_MIntRec_ann.json").write_text(json.dumps(records(MINTREC_TEST)))
-    _media(root, [n for n, _, _ in MINTREC_TEST], "video", "audio")
+    for split, items in (("train", train), ("test", test)):
+        records = [{"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": label}],
+                    "videos": [f"/home/lab/dataset/{release}/video/{name}.mp4"]} for name, text, label in items]
+        (root / f"{split}_{release}_ann.json").write_text(json.dumps(records))
+    _media(root, [name for name, _, _ in test], "video", "audio")
     return root
+
+
+def make_mintrec(root: Path) -> Path:
+    return _chat_release(root, "MIntRec", [("S01_E01_1", "hello there", "Greet")], MINTREC_TEST)
 
 
 MINTREC2_TEST = [("dia15_utt0", "thank you.", "Thank"), ("dia15_utt1", "could you help me with this box?", "Ask for help")]
 
 
 def make_mintrec2(root: Path) -> Path:
-    """MIntRec2.0 as Nano-EmoX's chat records (ids from the video names dia{d}_utt{u})."""
-    root.mkdir(parents=True, exist_ok=True)
-    records = lambda items: [{"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": l}],  # noqa: E731
-                              "videos": [f"/home/lab/dataset/MIntRec2/video/{n}.mp4"]} for n, t, l in items]
-    (root / "train_MIntRec2_ann.json").write_text(json.dumps(records([("dia1_utt0", "hi", "Greet")])))
-    (root / "test_MIntRec2_ann.json").write_text(json.dumps(records(MINTREC2_TEST)))
-    _media(root, [n for n, _, _ in MINTREC2_TEST], "video", "audio")
-    return root
+    """MIntRec2.0 (ids from the video names dia{d}_utt{u})."""
+    return _chat_release(root, "MIntRec2", [("dia1_utt0", "hi", "Greet")], MINTREC2_TEST)
 
 
 AVAMERG_CONVERSATIONS = [
