@@ -13,7 +13,7 @@ import torch
 
 from evaluation_support import LAYOUTS, make_mer2023, make_mintrec, make_mosi, make_ovmerd, make_avamerg, make_emer, \
     save_tiny_nano_emox, write_e2e_wheel_dir
-from mmaffect import evaluate_cli
+from mmaffect import cli, evaluate_cli
 from mmaffect.evaluation import NanoEmoXPredictor, evaluate_benchmark, load_eval_benchmark
 from mmaffect.evaluation.scoring import WheelPolarityExtractor, match_candidate_label
 from mmaffect.metrics import (
@@ -251,10 +251,13 @@ def test_cli_evaluates_one_benchmark_and_checks_the_task(tiny_model, layouts, wh
     assert "MER2023 Hit Rate" in out and "protocols: hit_rate=mmaffect" in out
     result = json.loads((tmp_path / "out" / "results.json").read_text())
     assert result["num_samples"] == 2 and result["predictor_fingerprint"]["decoding"] == "sample"
-    assert evaluate_cli.main(argv + ["--task", "msa"]) == 2
-    assert "mer2023 is a mer benchmark, not msa" in capsys.readouterr().err
-    assert evaluate_cli.main(argv[:2] + ["--dataset", "mer2023"]) == 2
+    # errors: one line through the command line's handler, exit status 2
+    assert cli.main(["evaluate", *argv, "--task", "msa"]) == 2
+    assert capsys.readouterr().err.strip() == "mmaffect evaluate: error: --dataset mer2023 is a mer benchmark, not msa"
+    assert cli.main(["evaluate", *argv[:2], "--dataset", "mer2023"]) == 2
     assert "pass --dataset NAME --data-dir DIR" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="not msa"):  # --debug lets the exception through
+        cli.main(["evaluate", *argv, "--task", "msa", "--debug"])
 
 
 def test_predictor_refuses_other_checkpoints(tmp_path):
@@ -302,3 +305,10 @@ def test_cli_suite_writes_the_paper_tables_and_a_chart(tiny_model, wheel_dir, tm
     from PIL import Image
 
     assert Image.open(tmp_path / "paper" / "paper_chart.png").size[1] > 400
+
+
+def test_missing_model_folder_is_one_clear_line(tmp_path, capsys):
+    argv = ["evaluate", "--model", str(tmp_path / "nowhere"), "--dataset", "mer2023", "--data-dir", str(tmp_path)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mmaffect evaluate: error: --model {tmp_path / 'nowhere'}: no such folder") and len(err.splitlines()) == 1

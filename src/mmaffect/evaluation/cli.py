@@ -24,7 +24,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmaffect.metrics.cli import UsageError, _json_arg, load_backend
+from mmaffect.errors import UsageError
+from mmaffect.metrics.cli import _json_arg, load_backend
 from mmaffect.metrics.protocol import PROTOCOLS
 
 from .benchmarks import EVAL_BENCHMARKS, TASKS, discover_data_dirs, get_eval_benchmark
@@ -187,15 +188,12 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mmaffect.semantic_extraction.backends import BackendError
-
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
-        return run(args)
-    except (UsageError, ValueError, FileNotFoundError, TypeError, BackendError) as error:
-        print(f"mmaffect evaluate: error: {error}", file=sys.stderr)
-        return 2
+    """Errors propagate: ``mmaffect evaluate`` shows them as one line and exits 2 (``--debug`` for the
+    traceback, :mod:`mmaffect.errors`); Ctrl-C exits 130 and the next run resumes."""
+    return run(build_parser().parse_args(list(sys.argv[1:] if argv is None else argv)))
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    from mmaffect.errors import run_command
+
+    sys.exit(run_command("evaluate", main, sys.argv[1:]))

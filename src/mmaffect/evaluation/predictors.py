@@ -85,6 +85,25 @@ def _modality_names(modalities) -> tuple[str, ...]:
     return parse_modalities(modalities)
 
 
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+def _load_config(model, trust_remote_code: bool):
+    """The checkpoint's config; a missing folder or unreachable Hub id is one clear error naming ``--model``."""
+    from transformers import AutoConfig
+
+    text = os.fspath(model)
+    if not Path(text).is_dir() and not _HUB_ID.fullmatch(text):
+        raise FileNotFoundError(f"--model {text}: no such folder (expected a Nano-EmoX folder written by save_pretrained, "
+                                "an LGSRR folder, or a Hub id)")
+    try:
+        return AutoConfig.from_pretrained(text, trust_remote_code=trust_remote_code)
+    except OSError as error:
+        from mmaffect.errors import one_line
+
+        raise FileNotFoundError(f"--model {text}: cannot load its config ({one_line(error)})") from None
+
+
 class NanoEmoXPredictor:
     """Batched generation with a Nano-EmoX checkpoint.
 
@@ -122,7 +141,7 @@ class NanoEmoXPredictor:
         if isinstance(model, (str, os.PathLike)):
             from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-            config = AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
+            config = _load_config(model, trust_remote_code)
             if getattr(config, "model_type", None) != "nano_emox":
                 raise ValueError(
                     f"--model {model}: model_type {getattr(config, 'model_type', None)!r} is not a Nano-EmoX checkpoint "
