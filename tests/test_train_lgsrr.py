@@ -51,7 +51,9 @@ def test_end_to_end_train_then_evaluate(tmp_path):
 
     card = (best / "README.md").read_text()
     meta = yaml.safe_load(card.split("---")[1])
-    assert meta["license"] == "cc-by-nc-sa-4.0" and meta["datasets"] == ["thuiar/MIntRec2.0"]
+    assert meta["license"] == "cc-by-nc-sa-4.0" and "datasets" not in meta  # no Hub dataset id we cannot vouch for
+    assert "pipeline_tag" not in meta and "base_model" not in meta  # no widget for remote code; a local encoder
+    assert str(tmp_path) not in card and str(tmp_path) not in (best / "config.json").read_text()
     scores = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
     assert scores["accuracy"] == round(100 * res["test"]["accuracy"], 2)
     for section in ("## Intended use", "## Training data", "## Training procedure", "## Limitations"):
@@ -189,7 +191,7 @@ def test_text_only_baseline(tmp_path):
     config = tiny_config(tmp_path, variant="text_only", num_train_epochs=2)
     assert train(config) == 0
     best = tmp_path / "run" / "best_model"
-    assert (best / "text_only.json").exists() and (best / "text_only_head.safetensors").exists()
+    assert not list(best.glob("*.py"))  # a plain transformers checkpoint: no remote code
     from mmaffect.train import evaluate
 
     evaluate.main(["--model", str(best), "--dataset", "mintrec2", "--data-dir", str(tmp_path / "release/data_text"),

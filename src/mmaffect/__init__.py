@@ -6,15 +6,19 @@ Two models, each a flat remote-code folder under ``mmaffect/models/<name>/``:
   classification over text plus LLM-written descriptions.
 * **Nano-EmoX** - a compact multimodal LM for six affective tasks, trained with the P2E curriculum.
 
-Importing ``mmaffect`` registers both models with the transformers Auto classes. Everything else is
-imported lazily so ``import mmaffect`` stays fast and a missing optional piece never breaks it.
+Importing ``mmaffect`` registers both models with the transformers Auto classes, lazily: the
+registration runs when transformers' Auto modules load (:mod:`mmaffect._registration`), so
+``import mmaffect`` imports neither torch nor transformers. Every public name below is imported on
+first access, so a missing optional piece never breaks the import either.
 """
 
 from importlib import import_module
 
 __version__ = "0.1.0"
 
-from . import models as _models  # noqa: F401  (registers Auto classes)
+from ._registration import install as _install_registration
+
+_install_registration()
 
 # public name -> "module:attribute", resolved on first access
 _LAZY = {
@@ -22,6 +26,9 @@ _LAZY = {
     "LGSRRModel": "mmaffect.models.lgsrr:LGSRRModel",
     "LGSRRForSequenceClassification": "mmaffect.models.lgsrr:LGSRRForSequenceClassification",
     "LGSRROutput": "mmaffect.models.lgsrr:LGSRROutput",
+    "LGSRRProcessor": "mmaffect.models.lgsrr:LGSRRProcessor",
+    "MultimodalIntentRecognitionPipeline": "mmaffect.models.lgsrr:MultimodalIntentRecognitionPipeline",
+    "TextOnlyClassifier": "mmaffect.models.text_only:TextOnlyClassifier",
     "NanoEmoXConfig": "mmaffect.models.nano_emox:NanoEmoXConfig",
     "NanoEmoXForConditionalGeneration": "mmaffect.models.nano_emox:NanoEmoXForConditionalGeneration",
     "NanoEmoXProcessor": "mmaffect.models.nano_emox:NanoEmoXProcessor",
@@ -29,6 +36,7 @@ _LAZY = {
     "LGSRRDataCollator": "mmaffect.datasets_scripts:LGSRRDataCollator",
     "tokenize_for_lgsrr": "mmaffect.datasets_scripts:tokenize_for_lgsrr",
     "losses": "mmaffect.losses:",
+    "models": "mmaffect.models:",
     "metrics": "mmaffect.metrics:",
 }
 

@@ -23,6 +23,7 @@ from .backends import (
 from .cache import ResponseCache
 from .config import ExtractionConfig, load_config
 from .describe import DescribeConfig, split_sections
+from .describer import ClipDescriber
 from .discover import DiscoverConfig, parse_perspectives
 from .pipeline import Extraction, run_step
 from .rank import RankConfig, RankParse, parse_ranking
@@ -40,6 +41,7 @@ __all__ = [
     "BackendFatalError",
     "CachedChat",
     "ChatBackend",
+    "ClipDescriber",
     "DatasetLayout",
     "DescribeConfig",
     "DiscoverConfig",

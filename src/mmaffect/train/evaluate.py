@@ -89,17 +89,28 @@ def write_evaluation(out_dir, predictions: dict, dataset, label_names: list[str]
     return metrics
 
 
+def is_text_only(folder: str | Path) -> bool:
+    """Whether a saved folder is the text-only baseline: a plain ``...ForSequenceClassification`` checkpoint."""
+    config = _read_config(Path(folder))
+    return config.get("model_type") != "lgsrr" and any(
+        name.endswith("ForSequenceClassification") for name in config.get("architectures") or [])
+
+
+def _read_config(folder: Path) -> dict:
+    if not (folder / "config.json").exists():
+        raise FileNotFoundError(f"--model {folder}: no config.json (expected a folder written by mmaffect train / save_pretrained)")
+    return json.loads((folder / "config.json").read_text())
+
+
 def load_trained(folder: str | Path):
     """A trained folder as a training module: LGSRR (``config.json`` with model_type lgsrr) or the
-    text-only baseline (``text_only.json``)."""
+    text-only baseline (the encoder's ``...ForSequenceClassification``)."""
     from .lgsrr import LGSRRTrainingModule, TextOnlyClassifier
 
     folder = Path(folder)
-    if (folder / "text_only.json").exists():
+    config = _read_config(folder)
+    if is_text_only(folder):
         return TextOnlyClassifier.from_pretrained(folder)
-    if not (folder / "config.json").exists():
-        raise FileNotFoundError(f"--model {folder}: no config.json (expected a folder written by mmaffect train / save_pretrained)")
-    config = json.loads((folder / "config.json").read_text())
     if config.get("model_type") != "lgsrr":
         raise ValueError(f"--model {folder}: model_type {config.get('model_type')!r}; this command evaluates LGSRR "
                          f"classifiers (model_type 'lgsrr') and mmaffect's text-only baseline")
@@ -108,6 +119,16 @@ def load_trained(folder: str | Path):
 
     # strict: a tensor missing from model.safetensors would otherwise be randomly initialised (a warning only)
     return LGSRRTrainingModule(from_pretrained_strict(LGSRRForSequenceClassification, folder))
+
+
+def trained_lengths(folder: Path) -> dict:
+    """The token lengths a folder was trained with: its processor_config.json, else training_config.json."""
+    for name in ("processor_config.json", "training_config.json"):
+        if (folder / name).exists():
+            values = json.loads((folder / name).read_text())
+            if "max_text_length" in values:
+                return {k: values.get(k) for k in ("max_text_length", "max_aspect_length")}
+    return {}
 
 
 def evaluate_model(model_dir, dataset: str, data_dir, *, descriptions_dir=None, ranks_file=None, split: str = "test",
@@ -124,14 +145,12 @@ def evaluate_model(model_dir, dataset: str, data_dir, *, descriptions_dir=None, 
     split_name = SPLIT_NAMES.get(split)
     if split_name is None:
         raise ValueError(f"--split {split!r}: expected one of {sorted(SPLIT_NAMES)}")
-    trained = {}
-    if (model_dir / "training_config.json").exists():
-        trained = json.loads((model_dir / "training_config.json").read_text())
+    trained = trained_lengths(model_dir)
     max_text_length = max_text_length or trained.get("max_text_length")
     max_aspect_length = max_aspect_length or trained.get("max_aspect_length")
 
     module = load_trained(model_dir)
-    is_lgsrr = not (model_dir / "text_only.json").exists()
+    is_lgsrr = not is_text_only(model_dir)
     if is_lgsrr and descriptions_dir is None:
         raise ValueError("LGSRR reads the LLM descriptions: pass --descriptions-dir")
     data = load_benchmark(dataset, data_dir, descriptions_dir=descriptions_dir if is_lgsrr else None,
@@ -142,7 +161,7 @@ def evaluate_model(model_dir, dataset: str, data_dir, *, descriptions_dir=None, 
     if max_samples:
         rows = rows.select(range(min(max_samples, len(rows))))
     label_names = rows.features["label"].names
-    id2label = module.config.id2label if is_lgsrr else module.id2label
+    id2label = {int(k): v for k, v in module.config.id2label.items()}
     model_labels = [id2label[i] for i in range(len(id2label))]
     if model_labels != list(label_names):
         raise ValueError(f"--model {model_dir}: its labels {model_labels} do not match {dataset}'s {list(label_names)}")

@@ -45,17 +45,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mmaffect.checkpoints import (
-    check_safetensors_file,
     check_weight_files,
-    describe_key_problems,
     explain_load_error,
-    from_pretrained_strict,
     publish_folder,
     recover_folder,
     require_existing_path,
     write_text_atomic,
 )
 from mmaffect.errors import CheckpointError, one_line, read_yaml_file
+from mmaffect.models.text_only import TextOnlyClassifier  # the text-only baseline (the encoder's own head)
 
 logger = logging.getLogger("mmaffect.train")
 
@@ -273,101 +271,6 @@ def resolve_mixed_precision(value: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------- models
-def _pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    if pooling == "cls":
-        return hidden[:, 0]
-    if pooling == "mean_padded":
-        return hidden.mean(dim=1)
-    weights = mask.to(hidden.dtype)[..., None]
-    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-
-
-class TextOnlyClassifier(nn.Module):
-    """The text-only baseline: the same encoder, pooled (CLS by default), dropout, one linear layer.
-
-    Saved as the encoder's own ``save_pretrained`` folder plus ``text_only_head.safetensors`` and
-    ``text_only.json`` (labels, pooling); reload with :meth:`from_pretrained`.
-    """
-
-    def __init__(self, encoder, num_labels: int, pooling: str = "cls", dropout: float = 0.0, id2label=None):
-        super().__init__()
-        self.encoder = encoder
-        self.pooling = pooling
-        self.id2label = dict(id2label or {i: str(i) for i in range(num_labels)})
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
-        nn.init.normal_(self.classifier.weight, std=0.02)
-        nn.init.zeros_(self.classifier.bias)
-
-    @classmethod
-    def from_pretrained_encoder(cls, path: str, labels: list[str], pooling: str = "cls", classifier_dropout: float = 0.0,
-                                **_ignored):
-        from transformers import AutoModel
-
-        try:
-            encoder = AutoModel.from_pretrained(path, add_pooling_layer=False)
-        except TypeError:
-            encoder = AutoModel.from_pretrained(path)
-        return cls(encoder, len(labels), pooling=pooling, dropout=classifier_dropout, id2label=dict(enumerate(labels)))
-
-    @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike):
-        """Load a saved baseline; a missing, unexpected or corrupt tensor is an error naming it."""
-        from safetensors.torch import load_file
-        from transformers import AutoModel
-
-        folder = Path(folder)
-        meta = json.loads((folder / "text_only.json").read_text())
-        try:
-            encoder = from_pretrained_strict(AutoModel, folder, add_pooling_layer=False)
-        except TypeError:
-            encoder = from_pretrained_strict(AutoModel, folder)
-        id2label = {int(k): v for k, v in meta["id2label"].items()}
-        model = cls(encoder, len(id2label), pooling=meta["pooling"], id2label=id2label)
-        head_file = folder / "text_only_head.safetensors"
-        check_safetensors_file(head_file)
-        head = {k.removeprefix("classifier."): v for k, v in load_file(str(head_file)).items()}
-        expected = model.classifier.state_dict()
-        problems = describe_key_problems(set(expected) - set(head), set(head) - set(expected), [
-            (k, v.shape, expected[k].shape) for k, v in head.items() if k in expected and v.shape != expected[k].shape])
-        if problems:
-            raise CheckpointError(f"{head_file} does not match the text-only head: {problems}")
-        model.classifier.load_state_dict(head)
-        return model
-
-    def save_pretrained(self, folder: str | os.PathLike, **kwargs):
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        self.encoder.save_pretrained(folder, **kwargs)
-        if kwargs.get("is_main_process", True):
-            save_file({f"classifier.{k}": v.contiguous() for k, v in self.classifier.state_dict().items()},
-                      str(folder / "text_only_head.safetensors"))
-            (folder / "text_only.json").write_text(json.dumps(
-                {"variant": "text_only", "pooling": self.pooling, "id2label": self.id2label}, indent=2))
-
-    @property
-    def config(self):
-        return self.encoder.config
-
-    def encode(self, input_ids, attention_mask=None, token_type_ids=None, **_):
-        kwargs = {"attention_mask": attention_mask}
-        if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids
-        hidden = self.encoder(input_ids, **kwargs).last_hidden_state
-        mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
-        return {"text_embeds": _pool(hidden, mask, self.pooling)}
-
-    def forward(self, labels=None, text_embeds=None, aspect_ranks=None, **inputs):
-        from mmaffect.models.lgsrr import LGSRROutput
-
-        if text_embeds is None:
-            text_embeds = self.encode(**inputs)["text_embeds"]
-        logits = self.classifier(self.dropout(text_embeds))
-        loss = None if labels is None else F.cross_entropy(logits.float(), labels)
-        return LGSRROutput(loss=loss, logits=logits, classification_loss=loss, text_embeds=text_embeds)
-
-
 class LGSRRTrainingModule(nn.Module):
     """``LGSRRForSequenceClassification`` behind one forward that accepts three kinds of batch:
 
@@ -416,11 +319,31 @@ def build_model(cfg: LGSRRTrainingConfig, label_names: list[str]) -> nn.Module:
     """A fresh classifier around the pretrained encoder (the head's initialisation follows the seed)."""
     from mmaffect.models.lgsrr import LGSRRForSequenceClassification
 
+    from .model_card import base_model_id
+
     encoder = resolve_encoder(cfg.encoder)
     if cfg.variant == "text_only":
-        return TextOnlyClassifier.from_pretrained_encoder(encoder, list(label_names), **cfg.model)
-    model = LGSRRForSequenceClassification.from_pretrained_encoder(encoder, labels=list(label_names), **cfg.model)
-    return LGSRRTrainingModule(model)
+        module = TextOnlyClassifier.from_pretrained_encoder(encoder, list(label_names), **cfg.model)
+    else:
+        module = LGSRRTrainingModule(
+            LGSRRForSequenceClassification.from_pretrained_encoder(encoder, labels=list(label_names), **cfg.model))
+    # the saved config names the encoder by its Hub id, never by a path of this machine
+    module.config.base_model_name_or_path = base_model_id(cfg.encoder)
+    module.config._name_or_path = ""
+    return module
+
+
+def save_preprocessing(folder: Path, tokenizer, module: nn.Module, cfg: LGSRRTrainingConfig) -> None:
+    """Next to the weights: LGSRR's processor (tokenizer + aspect names + the trained token lengths), or the
+    baseline's tokenizer truncating at the trained text length; both without this machine's load options."""
+    from mmaffect.models.lgsrr import LGSRRProcessor
+
+    processor = LGSRRProcessor(tokenizer, aspects=list(module.config.aspects) if cfg.variant == "lgsrr" else None,
+                               max_text_length=cfg.max_text_length, max_aspect_length=cfg.max_aspect_length)
+    if cfg.variant == "lgsrr":
+        processor.save_pretrained(folder)
+    else:  # a plain tokenizer folder: the standard text-classification pipeline loads it
+        processor.save_tokenizer(folder)
 
 
 def encoder_modules(module: nn.Module) -> list[nn.Module]:
@@ -877,7 +800,7 @@ def train(cfg: LGSRRTrainingConfig, run_dir: str | os.PathLike | None = None) ->
                             wait_for_everyone=accelerator.wait_for_everyone, what="best model") as staging:
             unwrapped.save_pretrained(staging, is_main_process=main_process, save_function=accelerator.save)
             if main_process:
-                tokenizer.save_pretrained(staging)
+                save_preprocessing(staging, tokenizer, unwrapped, cfg)
                 (staging / "training_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
 
     trainable = [p for p in module.parameters() if p.requires_grad]
@@ -978,7 +901,8 @@ def train(cfg: LGSRRTrainingConfig, run_dir: str | os.PathLike | None = None) ->
     results["num_processes"] = accelerator.num_processes
     if main_process:
         (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-        write_model_card(best_dir, cfg, label_names, results, {split: len(data[split]) for split in data})
+        write_model_card(best_dir, cfg, label_names, results, {split: len(data[split]) for split in data},
+                         labels_in_train=len(set(data["train"]["label"])), example=card_example(data["test"], unwrapped, is_lgsrr))
         if cfg.push_to_hub:
             push_to_hub(best_dir, cfg)
     accelerator.wait_for_everyone()
@@ -986,6 +910,16 @@ def train(cfg: LGSRRTrainingConfig, run_dir: str | os.PathLike | None = None) ->
     logger.info("test: acc %.2f macro-F1 %.2f weighted-F1 %.2f (best epoch %d)", 100 * results["test"]["accuracy"],
                 100 * results["test"]["macro_f1"], 100 * results["test"]["weighted_f1"], progress.best_epoch)
     return results
+
+
+def card_example(rows, module, is_lgsrr: bool) -> dict | None:
+    """The first row of ``rows`` as a pipeline input (for the model card's inference snippet)."""
+    if len(rows) == 0:
+        return None
+    row = rows[0]
+    if not is_lgsrr:
+        return {"text": row["text"]}
+    return {"text": row["text"], "descriptions": dict(zip(module.config.aspects, row["aspects"]))}
 
 
 class _TextEncoder(nn.Module):

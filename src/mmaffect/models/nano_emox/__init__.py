@@ -1,55 +1,29 @@
-"""Nano-EmoX (flat remote-code folder): configuration, model, processor; registered with the transformers Auto API.
+"""Nano-EmoX (flat remote-code folder): configuration, model, processor.
 
 ``save_pretrained`` copies these files next to the weights, so a saved model loads with
 ``AutoModel.from_pretrained(folder, trust_remote_code=True)`` without this package installed.
+Names are imported on first use; the Auto-class registration (``AutoConfig``, ``AutoModel``,
+``AutoModelForImageTextToText``, ``AutoModelForMultimodalLM``, ``AutoProcessor``) happens in
+:mod:`mmaffect._registration` as soon as transformers' Auto modules load.
 """
 
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForImageTextToText,
-    AutoProcessor,
-)
+from mmaffect._lazy import lazy_attributes
 
-from .configuration_nano_emox import (
-    NanoEmoXConfig,
-    NanoEmoXFaceConfig,
-    NanoEmoXFusionConfig,
-    NanoEmoXQFormerConfig,
-)
-from .modeling_nano_emox import NanoEmoXCausalLMOutputWithPast, NanoEmoXForConditionalGeneration, NanoEmoXPreTrainedModel
-from .processing_nano_emox import NanoEmoXProcessor, ReasoningSplit, format_task_instruction, split_reasoning
+_EXPORTS = {
+    "NanoEmoXConfig": "configuration_nano_emox",
+    "NanoEmoXFaceConfig": "configuration_nano_emox",
+    "NanoEmoXFusionConfig": "configuration_nano_emox",
+    "NanoEmoXQFormerConfig": "configuration_nano_emox",
+    "NanoEmoXCausalLMOutputWithPast": "modeling_nano_emox",
+    "NanoEmoXForConditionalGeneration": "modeling_nano_emox",
+    "NanoEmoXPreTrainedModel": "modeling_nano_emox",
+    "NanoEmoXProcessor": "processing_nano_emox",
+    "ReasoningSplit": "processing_nano_emox",
+    "format_task_instruction": "processing_nano_emox",
+    "split_reasoning": "processing_nano_emox",
+}
 
-try:  # transformers >= 5 has an auto class for any-modality-to-text models
-    from transformers import AutoModelForMultimodalLM
-except ImportError:  # pragma: no cover - older 5.x
-    AutoModelForMultimodalLM = None
-
-_MODEL_AUTO_CLASSES = [AutoModel, AutoModelForImageTextToText] + ([AutoModelForMultimodalLM] if AutoModelForMultimodalLM else [])
+__all__ = sorted(_EXPORTS)
 
 
-def _register() -> None:
-    AutoConfig.register(NanoEmoXConfig.model_type, NanoEmoXConfig, exist_ok=True)
-    for auto_class in _MODEL_AUTO_CLASSES:
-        auto_class.register(NanoEmoXConfig, NanoEmoXForConditionalGeneration, exist_ok=True)
-    AutoProcessor.register(NanoEmoXConfig, NanoEmoXProcessor, exist_ok=True)
-    NanoEmoXConfig.register_for_auto_class()
-    NanoEmoXForConditionalGeneration.register_for_auto_class("AutoModel")
-    NanoEmoXProcessor.register_for_auto_class("AutoProcessor")
-
-
-_register()
-
-__all__ = [
-    "NanoEmoXCausalLMOutputWithPast",
-    "NanoEmoXConfig",
-    "NanoEmoXFaceConfig",
-    "NanoEmoXForConditionalGeneration",
-    "NanoEmoXFusionConfig",
-    "NanoEmoXPreTrainedModel",
-    "NanoEmoXProcessor",
-    "NanoEmoXQFormerConfig",
-    "ReasoningSplit",
-    "format_task_instruction",
-    "split_reasoning",
-]
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, globals())
