@@ -4,11 +4,9 @@ real pretrained encoder loaded from a local folder."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import torch
+from lgsrr_inference_support import run_without_mmaffect
 from transformers import AutoModel, AutoTokenizer
 
 from mmaffect import LGSRRConfig, LGSRRForSequenceClassification
@@ -34,16 +32,7 @@ def test_save_and_load_as_remote_code_without_mmaffect(tmp_path):
     batch = _batch()
     torch.save(batch, tmp_path / "batch.pt")
     expected = model(**batch).logits
-    script = textwrap.dedent(
-        f"""
-        import sys
-        sys.modules["mmaffect"] = None  # `import mmaffect` raises ImportError from here on
-        try:
-            import mmaffect
-        except ImportError:
-            pass
-        else:
-            raise SystemExit("mmaffect is importable")
+    script = f"""
         import torch
         from transformers import AutoModel, AutoModelForSequenceClassification
         model = AutoModelForSequenceClassification.from_pretrained({str(tmp_path / 'ckpt')!r}, trust_remote_code=True).eval()
@@ -54,12 +43,8 @@ def test_save_and_load_as_remote_code_without_mmaffect(tmp_path):
         with torch.no_grad():
             torch.save(model(**batch).logits, {str(tmp_path / 'logits.pt')!r})
         print(model.config.id2label)
-        """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"},
-    )
+    """
+    result = run_without_mmaffect(script, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "'a'" in result.stdout
     assert torch.equal(torch.load(tmp_path / "logits.pt"), expected.detach())

@@ -198,7 +198,20 @@ def test_text_only_baseline(tmp_path):
                    "--output-dir", str(tmp_path / "eval")])
     assert json.loads((tmp_path / "eval" / "results.json").read_text())["metrics"] == \
         pytest.approx(results(tmp_path / "run")["test"])
-    assert "importance" not in json.loads((tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()[0])
+    evaluated = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert "importance" not in evaluated[0]
+    # a standard checkpoint: AutoModelForSequenceClassification and the text-classification pipeline give the
+    # trained predictions, with the real label names
+    from transformers import AutoModelForSequenceClassification, pipeline
+
+    model = AutoModelForSequenceClassification.from_pretrained(best)
+    assert type(model).__name__ == "BertForSequenceClassification" and model.config.id2label[0] == "Acknowledge"
+    classify = pipeline("text-classification", model=str(best), device="cpu")
+    for record in evaluated:
+        top = classify(record["text"])[0]
+        assert top["label"] == record["predicted"] and top["score"] == pytest.approx(record["score"], abs=1e-5)
+    card = yaml.safe_load((best / "README.md").read_text().split("---")[1])
+    assert card["pipeline_tag"] == "text-classification" and "custom_code" not in card["tags"]
     # fast mode for the baseline too: one cache entry per split, shared by every seed
     assert train(tiny_config(tmp_path, variant="text_only", freeze_encoder=True, num_train_epochs=2,
                              output_dir=str(tmp_path / "frozen")), "--seeds", "0", "1") == 0

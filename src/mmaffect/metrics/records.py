@@ -65,22 +65,28 @@ class RecordFile:
         )
 
 
+def read_jsonl_objects(path: Path) -> list[tuple[int, dict]]:
+    """``(line number, object)`` for every non-blank line of a JSONL file; a line that is not a JSON
+    object is a ``ValueError`` naming ``path:line``."""
+    rows = []
+    with Path(path).open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{line_number}: expected a JSON object, got {type(row).__name__}")
+            rows.append((line_number, row))
+    return rows
+
+
 def _raw_rows(path: Path) -> list[tuple[int, dict]]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        rows = []
-        with path.open(encoding="utf-8") as handle:
-            for line_number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
-                if not isinstance(row, dict):
-                    raise ValueError(f"{path}:{line_number}: expected a JSON object, got {type(row).__name__}")
-                rows.append((line_number, row))
-        return rows
+        return read_jsonl_objects(path)
     if suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

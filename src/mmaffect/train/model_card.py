@@ -78,7 +78,7 @@ def inference_snippet(cfg, repo_id: str, example: dict | None) -> str:
         text = (example or {}).get("text", "Thank you so much!")
         return ("from transformers import pipeline\n\n"
                 f'classify = pipeline("text-classification", model={json.dumps(repo_id)})\n'
-                f"print(classify({text!r}, top_k=3))")
+                f"print(classify({text!r}, top_k=3, truncation=True))  # truncation: at the trained length")
     example = example or {"text": "Thank you so much!", "descriptions": {
         name: "..." for name in (cfg.model.get("aspects") or ["actions", "expressions", "interactions"])}}
     return ("from transformers import pipeline\n\n"

@@ -18,6 +18,7 @@ _EXPORTS = {
     "LGSRRPreTrainedModel": "modeling_lgsrr",
     "LGSRRProcessor": "processing_lgsrr",
     "MultimodalIntentRecognitionPipeline": "pipeline_lgsrr",
+    "check_example": "pipeline_lgsrr",
     "format_prediction": "pipeline_lgsrr",
     "ndcg": "ranking_loss",
     "neural_ndcg": "ranking_loss",

@@ -56,6 +56,34 @@ def format_prediction(logits, importance, complementarity, inconsistency, id2lab
     return record
 
 
+def check_example(example, processor, can_describe: bool, where: str = "input") -> dict:
+    """A validated copy of one pipeline input (``processor``: the model's ``LGSRRProcessor``; ``can_describe``:
+    whether a describer can write missing descriptions from a video / audio file)."""
+    if not isinstance(example, Mapping):
+        raise TypeError(f'{where}: expected a dict {{"text": ..., "descriptions": {{...}}}}, got {type(example).__name__}')
+    unknown = sorted(set(example) - {"text", "descriptions", "id", *MEDIA_KEYS})
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {unknown}; expected text, descriptions (or video / audio)")
+    if "text" not in example:
+        raise ValueError(f"{where}: missing field 'text'")
+    processor.check_text(example["text"], f"{where}: text")
+    if example.get("descriptions") is not None:
+        processor.order_descriptions(example["descriptions"], f"{where}: descriptions")
+    elif any(example.get(key) is not None for key in MEDIA_KEYS):
+        if not can_describe:
+            raise ValueError(f"{where}: no descriptions, and no extraction backend to write them from "
+                             f"{'/'.join(k for k in MEDIA_KEYS if example.get(k) is not None)}: pass "
+                             f"describer=... (e.g. mmaffect.semantic_extraction.ClipDescriber) to the pipeline")
+        for key in MEDIA_KEYS:
+            path = example.get(key)
+            if path is not None and not os.path.isfile(path):
+                raise FileNotFoundError(f"{where}: {key} file {path} does not exist")
+    else:
+        raise ValueError(f"{where}: missing field 'descriptions' ({{aspect: text}} with the aspects "
+                         f"{processor.aspects}), or a video / audio path with a describer")
+    return dict(example)
+
+
 class MultimodalIntentRecognitionPipeline(Pipeline):
     """Text + LLM-written clip descriptions (or a clip and a describer) -> intent with LGSRR's relations."""
 
@@ -91,30 +119,7 @@ class MultimodalIntentRecognitionPipeline(Pipeline):
 
     def check_example(self, example, where: str = "input") -> dict:
         """A validated copy of one example; errors name the example and the field."""
-        if not isinstance(example, Mapping):
-            raise TypeError(f'{where}: expected a dict {{"text": ..., "descriptions": {{...}}}}, got {type(example).__name__}')
-        unknown = sorted(set(example) - {"text", "descriptions", "id", *MEDIA_KEYS})
-        if unknown:
-            raise ValueError(f"{where}: unknown field(s) {unknown}; expected text, descriptions (or video / audio)")
-        if "text" not in example:
-            raise ValueError(f"{where}: missing field 'text'")
-        self.processor.check_text(example["text"], f"{where}: text")
-        example = dict(example)
-        if example.get("descriptions") is not None:
-            self.processor.order_descriptions(example["descriptions"], f"{where}: descriptions")
-        elif any(example.get(key) is not None for key in MEDIA_KEYS):
-            if self.describer is None:
-                raise ValueError(f"{where}: no descriptions, and no extraction backend to write them from "
-                                 f"{'/'.join(k for k in MEDIA_KEYS if example.get(k) is not None)}: pass "
-                                 f"describer=... (e.g. mmaffect.semantic_extraction.ClipDescriber) to the pipeline")
-            for key in MEDIA_KEYS:
-                path = example.get(key)
-                if path is not None and not os.path.isfile(path):
-                    raise FileNotFoundError(f"{where}: {key} file {path} does not exist")
-        else:
-            raise ValueError(f"{where}: missing field 'descriptions' ({{aspect: text}} with the aspects "
-                             f"{self.processor.aspects}), or a video / audio path with a describer")
-        return example
+        return check_example(example, self.processor, self.describer is not None, where)
 
     def _sanitize_parameters(self, top_k=None, describer=None, **kwargs):
         if kwargs:
@@ -196,4 +201,4 @@ def _concatenate(items: list[dict]) -> dict:
             "descriptions": [d for item in items for d in item["descriptions"]]}
 
 
-__all__ = ["DEFAULT_TOP_K", "MultimodalIntentRecognitionPipeline", "TASK", "format_prediction"]
+__all__ = ["DEFAULT_TOP_K", "MultimodalIntentRecognitionPipeline", "TASK", "check_example", "format_prediction"]
