@@ -41,7 +41,7 @@ def importance_figure(importance: dict | None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(5.5, 2.6), dpi=100)
+    figure, axis = plt.subplots(figsize=(5.5, 2.4), dpi=100)
     if importance:
         names, values = list(importance), list(importance.values())
         bars = axis.barh(names[::-1], values[::-1], color=["#4c72b0"] * (len(names) - 1) + ["#dd8452"])
@@ -89,10 +89,11 @@ def build_app(classifier, title: str = "LGSRR: multimodal intent recognition") -
                                            elem_id="clip"))
                 button = gr.Button("Recognise intent", variant="primary", elem_id="predict")
             with gr.Column():
-                intent = gr.Textbox(label="Intent", elem_id="intent", interactive=False)
-                score = gr.Textbox(label="Probability", elem_id="score", interactive=False)
-                top = gr.Label(label="Top 5", num_top_classes=5, elem_id="top-k")
+                with gr.Row():
+                    intent = gr.Textbox(label="Intent", elem_id="intent", interactive=False)
+                    score = gr.Textbox(label="Probability", elem_id="score", interactive=False)
                 plot = gr.Plot(label="Cue importance", elem_id="importance")
+                top = gr.Label(label="Top 5", num_top_classes=5, elem_id="top-k")
         button.click(classify, inputs=inputs, outputs=[intent, score, top, plot, *boxes])
     return app
 
