@@ -150,6 +150,8 @@ def test_pipeline_writes_descriptions_from_a_clip_with_a_describer(tiny, tmp_pat
     assert given["label"] == first["label"] and given["score"] == pytest.approx(first["score"], abs=1e-6)
     with pytest.raises(FileNotFoundError, match="video file .*missing.mp4 does not exist"):
         pipe({"text": "hi", "video": str(tmp_path / "missing.mp4")})
+    late = _pipeline(tiny)  # a describer given with the call
+    assert late({"text": "thanks so kind", "video": str(clip)}, describer=describer)["descriptions"] == first["descriptions"]
 
 
 def test_clip_describer_with_an_openai_compatible_server(tiny, tmp_path):

@@ -107,6 +107,8 @@ class MultimodalIntentRecognitionPipeline(Pipeline):
     # ----------------------------------------------------------------------------------- call
     def __call__(self, inputs=None, *args, **kwargs):
         """``pipe(example)``, ``pipe([example, ...], batch_size=8)`` or ``pipe(text=..., descriptions=...)``."""
+        if kwargs.get("describer") is not None:
+            self.describer = kwargs.pop("describer")
         if inputs is None and ("text" in kwargs or any(key in kwargs for key in MEDIA_KEYS)):
             inputs = {key: kwargs.pop(key) for key in ("text", "descriptions", *MEDIA_KEYS) if key in kwargs}
         if inputs is None:
