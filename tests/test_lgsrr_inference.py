@@ -308,13 +308,13 @@ def test_predict_resumes_by_id_and_keeps_what_it_wrote(tiny, tmp_path):
     ('{"id": "a", "text": "hi", "descripton": ["a", "b", "c"]}\n', r"rows.jsonl:1: unknown field\(s\) \['descripton'\]"),
 ])
 def test_predict_bad_rows_name_file_and_line(tiny, tmp_path, capsys, content, message):
-    from mmaffect import predict
+    from mmaffect.cli import main
 
     source = tmp_path / "rows.jsonl"
     source.write_text(content)
-    assert predict.main(["--model", str(tiny), "--input", str(source), "--output", str(tmp_path / "p.jsonl")]) == 2
+    assert main(["predict", "--model", str(tiny), "--input", str(source), "--output", str(tmp_path / "p.jsonl")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("mmaffect predict: ") and len(err.strip().splitlines()) == 1
+    assert err.startswith("mmaffect predict: error: ") and len(err.strip().splitlines()) == 1
     import re
 
     assert re.search(message, err), err

@@ -193,8 +193,9 @@ def test_text_only_folder_with_a_missing_tensor_is_refused(tmp_path):
     encoder = write_tiny_encoder(tmp_path / "encoder")
     TextOnlyClassifier.from_pretrained_encoder(str(encoder), ["a", "b"]).save_pretrained(tmp_path / "model")
     load_trained(tmp_path / "model")
-    _damaged_copy(tmp_path / "model", tmp_path / "broken", drop="embeddings.word_embeddings.weight")
-    with pytest.raises(ValueError, match=r"missing tensor\(s\) \['embeddings.word_embeddings.weight'\]"):
+    # the baseline is the encoder's own BertForSequenceClassification: its tensors live under `bert.`
+    _damaged_copy(tmp_path / "model", tmp_path / "broken", drop="bert.embeddings.word_embeddings.weight")
+    with pytest.raises(ValueError, match=r"missing tensor\(s\) \['bert.embeddings.word_embeddings.weight'\]"):
         load_trained(tmp_path / "broken")
 
 

@@ -10,7 +10,7 @@ Input rows (one per line):
 * TSV - a header with ``text``, optionally ``id``, and one column per aspect name (or ``video``).
 
 A row without ``id`` is named by its line number. Every row is checked before anything runs; a bad
-row stops the command with ``FILE:LINE: what is wrong``. Output: one JSON line per row with ``id``,
+row stops the command with ``mmaffect predict: error: FILE:LINE: what is wrong`` (exit status 2). Output: one JSON line per row with ``id``,
 ``text`` and the pipeline's fields (``label``, ``score``, ``top_k``, ``importance``,
 ``complementarity``, ``inconsistency``, and ``descriptions`` where they were written from a video).
 
@@ -27,7 +27,6 @@ import argparse
 import csv
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -165,8 +164,10 @@ def load_pipeline(model_dir: str | os.PathLike, describer=None, device=None, pro
     """The multimodal-intent-recognition pipeline of a trained folder, built from mmaffect's own classes."""
     from mmaffect.models.lgsrr import LGSRRForSequenceClassification, MultimodalIntentRecognitionPipeline
 
+    from mmaffect.checkpoints import from_pretrained_strict
+
     processor = processor or load_processor(model_dir)
-    model = LGSRRForSequenceClassification.from_pretrained(model_dir)
+    model = from_pretrained_strict(LGSRRForSequenceClassification, model_dir)  # a missing tensor is an error
     return MultimodalIntentRecognitionPipeline(model=model, processor=processor, describer=describer, device=device)
 
 
@@ -257,12 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         from mmaffect.semantic_extraction import ClipDescriber
 
         describer = ClipDescriber.from_config(args.extraction_config, args.extraction_cache)
-    try:
-        counts = predict_file(args.model, args.input, args.output, batch_size=args.batch_size, top_k=args.top_k,
-                              describer=describer, device=args.device, progress=not args.no_progress)
-    except InputError as error:
-        print(f"mmaffect predict: {error}", file=sys.stderr)
-        return 2
+    # a bad row raises InputError (a ValueError): `mmaffect predict` prints it on one line and exits 2
+    counts = predict_file(args.model, args.input, args.output, batch_size=args.batch_size, top_k=args.top_k,
+                          describer=describer, device=args.device, progress=not args.no_progress)
     print(f"wrote {args.output}: {counts['predicted']} predicted, {counts['skipped']} already there")
     return 0
 
