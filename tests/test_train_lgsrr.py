@@ -192,6 +192,7 @@ def test_text_only_baseline(tmp_path):
     assert train(config) == 0
     best = tmp_path / "run" / "best_model"
     assert not list(best.glob("*.py"))  # a plain transformers checkpoint: no remote code
+    assert "auto_map" not in json.loads((best / "config.json").read_text())
     from mmaffect.train import evaluate
 
     evaluate.main(["--model", str(best), "--dataset", "mintrec2", "--data-dir", str(tmp_path / "release/data_text"),
