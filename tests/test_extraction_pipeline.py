@@ -292,8 +292,8 @@ def test_iemocap_da_layout(tmp_path):
             write_test_video(video_dir / f"{turn}.mp4", [(200, 10, 10)] * 4)
     out = tmp_path / "out"
     with FakeChatServer() as server:
-        run_step(config_for(data_dir, video_dir, out, server.url, dataset="iemocap-da"), "describe")
-        run_step(config_for(data_dir, video_dir, out, server.url, dataset="iemocap-da"), "rank")
+        run_step(config_for(data_dir, video_dir, out, server.url, dataset="iemocap-da", concurrency=1), "describe")
+        run_step(config_for(data_dir, video_dir, out, server.url, dataset="iemocap-da", concurrency=1), "rank")  # one at a time: rank_prompts[0] is the first train row
     rank_prompts = [str(e["payload"]["messages"]) for e in server.log if "rank these semantics" in str(e["payload"])]
     assert "The intent of the video is Question." in rank_prompts[0]
     desc = (out / "data_desc/iemocap_da/train.tsv").read_bytes().split(b"\r\n")

@@ -106,7 +106,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     full = tiny_config(tmp_path, output_dir=str(tmp_path / "full"), num_train_epochs=4, checkpoint_every_steps=1)
     assert train(full) == 0
     killed = tiny_config(tmp_path, output_dir=str(tmp_path / "killed"), num_train_epochs=4, checkpoint_every_steps=1)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    # The child computes with this process's thread count: MKL splits a GEMM's sums by thread count, so a
+    # child on 1 thread and in-process runs on 2+ differ in the last bits (an 8th-digit train_loss).
+    env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
     proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), "--config", str(killed)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = tmp_path / "killed" / "checkpoints"
@@ -122,6 +124,18 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     assert train(killed, "--resume_from_checkpoint", "latest") == 0
     a, b = results(tmp_path / "full"), results(tmp_path / "killed")
     assert a["history"] == b["history"] and a["test"] == b["test"]
+
+
+def test_resume_with_other_cpu_threads_warns_that_it_is_not_bit_exact(tmp_path, caplog):
+    config = tiny_config(tmp_path, num_train_epochs=2)
+    assert train(config, "--stop_after_epochs", "1") == 3
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)
+    try:
+        assert train(config, "--resume_from_checkpoint", "latest") == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert f"OMP_NUM_THREADS={threads} resumes bit-exactly" in caplog.text
 
 
 def test_seeds_are_aggregated_as_mean_and_std(tmp_path):

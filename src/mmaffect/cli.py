@@ -18,6 +18,7 @@ COMMANDS = {
     "data-stats": ("mmaffect.datasets_scripts.stats:main", "statistics of a benchmark (rows, labels, lengths, ranks)"),
     "extract": ("mmaffect.semantic_extraction.cli:main", "LLM-guided semantic extraction (CoT steps 1-3)"),
     "info": ("mmaffect.info:main", "parameter counts and structure of a model"),
+    "env": ("mmaffect.env:main", "versions, CPU (native bf16?) and GPU of this environment, for bug reports"),
 }
 
 

@@ -263,11 +263,22 @@ def resolve_mixed_precision(value: str) -> str:
         return value
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_native_bf16_flags() else "no"
+
+
+def cpu_kernel_settings() -> dict:
+    """What fixes the summation order of CPU kernels (MKL GEMMs split their work by thread count, ATen picks
+    vector kernels by ISA), hence the last bits of every result: a resume is bit-exact only under the same."""
+    return {"threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def cpu_native_bf16_flags() -> list[str]:
+    """The CPU flags (``/proc/cpuinfo``) that make bf16 matmuls native: ``amx_bf16``, ``avx512_bf16``; [] if none."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        flags = set(Path("/proc/cpuinfo").read_text().split())
     except OSError:
-        flags = ""
-    return "bf16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "no"
+        return []
+    return [flag for flag in ("amx_bf16", "avx512_bf16") if flag in flags]
 
 
 # ----------------------------------------------------------------------------------------------------- models
@@ -518,6 +529,7 @@ class TrainingProgress:
         self.wall_seconds = 0.0  # whole run (all invocations, up to the last checkpoint)
         self.cpu_seconds = 0.0  # process CPU time (all threads): comparable on a shared machine
         self.history: list[dict] = []
+        self.kernel_settings = cpu_kernel_settings()  # of the invocation that wrote the checkpoint
 
     def end_epoch(self, dev_metrics: dict, delta: float = 1e-6) -> bool:
         """Record the epoch's dev metrics; True when they beat the best so far (then save the model)."""
@@ -771,6 +783,11 @@ def train(cfg: LGSRRTrainingConfig, run_dir: str | os.PathLike | None = None) ->
     if checkpoint is not None:
         load_checkpoint(accelerator, checkpoint)  # progress keeps the marks of this invocation's start
         logger.info("resumed from %s: epoch %d, step %d of the epoch", checkpoint, progress.epoch, progress.step_in_epoch)
+        saved, progress.kernel_settings = progress.kernel_settings, cpu_kernel_settings()
+        if saved != progress.kernel_settings and accelerator.device.type == "cpu":
+            logger.warning("resuming with %s but the checkpoint was written with %s: training continues correctly, but "
+                           "matches an uninterrupted run only to float rounding (OMP_NUM_THREADS=%s resumes bit-exactly)",
+                           progress.kernel_settings, saved, saved.get("threads"))
     if main_process:  # the epochs of the checkpoint: a kill after an epoch's line and before its checkpoint logged it
         write_text_atomic(run_dir / "train_log.jsonl", "".join(json.dumps(h) + "\n" for h in progress.history))
     if cfg.report_to == "tensorboard":
@@ -1022,4 +1039,5 @@ def main(cfg: LGSRRTrainingConfig) -> int:
 
 
 __all__ = ["LGSRRTrainingConfig", "TextOnlyClassifier", "LGSRRTrainingModule", "BatchOrder", "aggregate", "config_from_dict",
-           "load_yaml", "main", "predict", "resolve_encoder", "resolve_mixed_precision", "run", "score", "train"]
+           "load_yaml", "main", "predict", "resolve_encoder", "resolve_mixed_precision", "run", "score", "train",
+           "cpu_kernel_settings", "cpu_native_bf16_flags"]

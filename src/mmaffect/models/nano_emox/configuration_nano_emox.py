@@ -229,9 +229,10 @@ class NanoEmoXConfig(PreTrainedConfig):
     sub_configs_defaults = {
         "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="clip_vision_model", init_kwargs=CLIP_VIT_L14),
         "audio_config": SubConfigSpec(config_class=AutoConfig, model_type="hubert", init_kwargs=HUBERT_LARGE),
-        "face_config": NanoEmoXFaceConfig,
-        "qformer_config": NanoEmoXQFormerConfig,
-        "fusion_encoder_config": NanoEmoXFusionConfig,
+        # explicit specs: transformers < 5.21 does not wrap a bare config class itself
+        "face_config": SubConfigSpec(config_class=NanoEmoXFaceConfig),
+        "qformer_config": SubConfigSpec(config_class=NanoEmoXQFormerConfig),
+        "fusion_encoder_config": SubConfigSpec(config_class=NanoEmoXFusionConfig),
         "text_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2", init_kwargs=QWEN25_1_5B),
     }
 
