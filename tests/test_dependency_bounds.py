@@ -15,8 +15,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def direct_requirements() -> list[Requirement]:
+    """Runtime, dev and demo requirements; the dev extra's ``mmaffect[demo]`` (itself) is not a dependency."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    return [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]]
+    extras = project["optional-dependencies"]
+    requirements = [Requirement(r) for r in project["dependencies"] + extras["dev"] + extras["demo"]]
+    return [r for r in requirements if canonicalize_name(r.name) != "mmaffect"]
 
 
 def pins(path: Path) -> dict[str, Version]:
