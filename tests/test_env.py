@@ -31,7 +31,8 @@ def test_json_fields_match_this_environment(capsys):
     deps = info["dependencies"]
     assert deps["transformers"] == transformers.__version__ and deps["torch"] == torch.__version__
     assert deps["pytest"] == metadata.version("pytest")  # the dev extra is listed too
-    assert {"datasets", "accelerate", "peft", "safetensors", "av", "soundfile"} <= set(deps)
+    assert {"datasets", "accelerate", "peft", "safetensors", "av", "soundfile", "gradio"} <= set(deps)
+    assert "mmaffect" not in deps  # the dev extra's mmaffect[demo] is no dependency of itself
     cpuinfo = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
     assert info["cpu"]["native_bf16"] == ("amx_bf16" in cpuinfo or "avx512_bf16" in cpuinfo)
     assert info["mixed_precision_auto"] == resolve_mixed_precision("auto")

@@ -40,7 +40,8 @@ def dependency_versions() -> dict[str, str | None]:
     out = {}
     for line in metadata.requires("mmaffect") or []:
         name = re.split(r"[\s\[<>=!~;(]", line, maxsplit=1)[0]
-        out.setdefault(name, _version(name))
+        if name != "mmaffect":  # the dev extra pulls in mmaffect[demo]: its own line says the version
+            out.setdefault(name, _version(name))
     return out
 
 
