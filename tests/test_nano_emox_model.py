@@ -71,7 +71,7 @@ def test_labels_cover_only_the_answer(model, processor):
     kept = labels != -100
     assert torch.equal(labels[kept], ids[kept])
     # the kept span is exactly the answer followed by the end-of-turn token, at the end of the sequence
-    assert processor.tokenizer.decode(ids[kept]) == answer + processor.tokenizer.eos_token
+    assert processor.tokenizer.decode(ids[kept]) == answer + processor.answer_suffix + processor.tokenizer.eos_token
     assert kept.nonzero().min() == len(ids) - int(kept.sum())
     out = model(**batch)
     logits = out.logits[0, :-1]
@@ -186,7 +186,8 @@ def test_placeholder_errors_name_the_problem(model, processor):
 
 def test_gradient_checkpointing_gives_the_same_loss_and_gradients(processor):
     torch.manual_seed(0)
-    config = NanoEmoXConfig.tiny(qformer_config={"dropout": 0.0, "attention_dropout": 0.0}, fusion_encoder_config={"dropout": 0.0})
+    config = NanoEmoXConfig.tiny(qformer_config={"dropout": 0.0, "attention_dropout": 0.0}, fusion_encoder_config={"dropout": 0.0},
+                                 face_adapter_dropout=0.0)
     model = NanoEmoXForConditionalGeneration(config).train()
     batch = encode(processor, answer="happy")
     model(**batch).loss.backward()

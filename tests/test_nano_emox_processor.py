@@ -62,24 +62,83 @@ def test_modalities_select_placeholders(processor):
         parse_modalities("AX")
     prompt = processor.build_prompt("ERI", modalities="VF", subtitle="I am fine.")
     assert "<video>" in prompt and "<face>" in prompt and "<audio>" not in prompt and "<fusion>" not in prompt
+    # the public code's sentences: face first, then "Meanwhile, ..." the frames; the subtitle in its tags
+    assert "We uniformly extract facial informations from video: <Video><face></Video>. Meanwhile, we uniformly sample" in prompt
+    assert "The subtitle of this video is: <Subtitle>I am fine.</Subtitle>. Now, please answer my question" in prompt
+    assert prompt.startswith("<|im_start|>###Human: ") and prompt.endswith(" ###Assistant: ")
+    chatml = NanoEmoXProcessor.tiny(prompt_format="chatml")
+    prompt = chatml.build_prompt("ERI", modalities="VF", subtitle="I am fine.")
     assert "The subtitle of this video is: I am fine.\n" in prompt or "The subtitle of this video is: I am fine. " in prompt
     assert "I am fine.." not in prompt  # no second full stop after a punctuated subtitle
-    plain = processor.build_prompt("ERI", modalities="VF", subtitle="I am fine")
+    plain = chatml.build_prompt("ERI", modalities="VF", subtitle="I am fine")
     assert "The subtitle of this video is: I am fine." in plain
     assert prompt.endswith("<|im_start|>assistant\n")
 
 
-def test_erg_prompt_keeps_the_dialogue_history_as_turns(processor):
-    messages = processor.build_messages(
-        "ERG", modalities="A", user_input="I failed my exam.", dialogue_history=[("Hi.", "Hello! How are you?")], answer="<think>x</think> I'm sorry."
-    )
+def test_erg_prompt_keeps_the_dialogue_history(processor):
+    kwargs = dict(modalities="A", user_input="I failed my exam.", dialogue_history=[("Hi.", "Hello! How are you?")], answer="<think>x</think> I'm sorry.")
+    # public code (default): one turn, the history as a <Dialogue History> sentence
+    messages = processor.build_messages("ERG", **kwargs)
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert "The dialogue history is: <Dialogue History>user: Hi.\nassistant: Hello! How are you?</Dialogue History>." in messages[0]["content"]
+    prompt = processor.format_prompt(messages)
+    assert prompt.count("###Human: ") == 1 and prompt.count("###Assistant: ") == 1 and "I'm sorry" not in prompt
+    # ChatML: the history as earlier turns
+    chatml = NanoEmoXProcessor.tiny(prompt_format="chatml")
+    messages = chatml.build_messages("ERG", **kwargs)
     assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
     assert "Current user input: I failed my exam." in messages[2]["content"]
     assert messages[2]["content"].rstrip().endswith("expressing understanding.")
-    prompt = processor.format_prompt(messages)
+    prompt = chatml.format_prompt(messages)
     assert prompt.count("<|im_start|>user") == 2 and "I'm sorry" not in prompt
     with pytest.raises(ValueError, match="dialogue_history\\[0\\]"):
         processor.build_messages("ERG", dialogue_history=["just a string"])
+
+
+# The Qwen2.5 chat template's behaviour that matters here: without a system message it injects its default one.
+QWEN_STYLE_TEMPLATE = (
+    "{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}"
+    "{%- else %}{{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}{%- endif %}"
+    "{%- for message in messages %}{%- if message.role != 'system' %}"
+    "{{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}{%- endif %}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}"
+)
+
+
+@pytest.mark.parametrize("prompt_format", ["public_code", "chatml"])
+def test_a_qwen_style_tokenizer_template_never_injects_its_system_prompt(prompt_format):
+    tiny = NanoEmoXProcessor.tiny()
+    tokenizer = tiny.tokenizer
+    tokenizer.chat_template = QWEN_STYLE_TEMPLATE  # what AutoTokenizer gives for Qwen/Qwen2.5-1.5B-Instruct
+    assert "You are Qwen" in tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)
+    processor = NanoEmoXProcessor(tiny.image_processor, tiny.feature_extractor, tokenizer, prompt_format=prompt_format,
+                                  num_video_tokens=4, num_audio_tokens=3, num_face_tokens=2)  # fmt: skip
+    prompt = processor.build_prompt("MER", candidate_labels=["happy", "sad"], subtitle="Hi.")
+    assert "You are Qwen" not in prompt and "system" not in prompt
+    if prompt_format == "public_code":
+        assert prompt.startswith("<|im_start|>###Human: The audio and video merged info is: <Multi><fusion></Multi>.")
+        assert prompt.endswith("candidate labels: happy, sad. ###Assistant: ")
+    else:
+        assert prompt.startswith("<|im_start|>user\n") and prompt.endswith("<|im_end|>\n<|im_start|>assistant\n")
+    # an explicit system prompt is the only system text
+    assert "Be brief." in processor.build_prompt("MER", system_prompt="Be brief.")
+
+
+def test_think_tags_are_text_by_default_and_tokens_only_on_request():
+    text = NanoEmoXProcessor.tiny()
+    assert "<think>" not in text.tokenizer.get_vocab() and text.think_token_ids == []
+    special = NanoEmoXProcessor.tiny(think_tokens="special")
+    ids = special.think_token_ids
+    assert len(ids) == 2 and all(i >= len(text.tokenizer) for i in ids)
+    for processor in (text, special):
+        reply = "<think>Firstly, a loss.</think> Take care.###"
+        encoded = processor.tokenizer(reply, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        split = processor.decode_replies(encoded)[0]
+        assert (split.reasoning, split.answer) == ("Firstly, a loss.", "Take care.")
+    with pytest.raises(ValueError, match="think_tokens must be one of"):
+        NanoEmoXProcessor.tiny(think_tokens="yes")
+    with pytest.raises(ValueError, match="prompt_format must be one of"):
+        NanoEmoXProcessor.tiny(prompt_format="vicuna")
 
 
 def test_placeholders_expand_and_media_are_batched(processor):
@@ -109,7 +168,7 @@ def test_left_padding_and_labels_in_a_batch(processor):
     assert mask[0, 0] == 0 and mask[1].all()  # left padding
     assert (labels[1] == -100).all()  # no answer, nothing to learn
     kept = labels[0] != -100
-    assert processor.tokenizer.decode(batch["input_ids"][0][kept]) == "calm" + processor.tokenizer.eos_token
+    assert processor.tokenizer.decode(batch["input_ids"][0][kept]) == "calm###" + processor.tokenizer.eos_token
     right = processor(text=[short, long], padding_side="right")
     assert right["attention_mask"][0, -1] == 0
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mmaffect.datasets_scripts.reading import BenchmarkFormatError
-from mmaffect.train.instruction_data import (
+from mmaffect.datasets_scripts.instruction_data import (
     CHAIN_OF_EMPATHY_STEPS,
     READERS,
     MissingMediaWarning,
@@ -290,7 +290,7 @@ def test_collator_builds_prompts_media_and_answer_only_labels(corpus):
 
     processor = NanoEmoXProcessor.tiny(face_input="full_frame")
     erg = read_dataset("avamerg", corpus / "AvaMERG" / "train.json", media_dir=corpus / "AvaMERG" / "video")[1]
-    speech = read_dataset("crema_d", corpus / "CREMA-D" / "crema_d_annotations.json", media_dir=corpus / "CREMA-D" / "AudioWAV")[0]
+    speech = read_dataset("crema_d", corpus / "crema_d_annotations.json", media_dir=corpus / "CREMA-D" / "AudioWAV")[0]
     frames = read_dataset("ferv39k", corpus / "FERV39k")[0]
     batch = P2ECollator(processor)([erg, speech, frames])
     inputs = batch["inputs"]
@@ -300,10 +300,10 @@ def test_collator_builds_prompts_media_and_answer_only_labels(corpus):
     tokenizer = processor.tokenizer
     for row, record in enumerate([erg, speech, frames]):
         target = inputs["labels"][row][inputs["labels"][row] != -100]
-        assert tokenizer.decode(target, skip_special_tokens=False) == record.answer + tokenizer.eos_token
+        assert tokenizer.decode(target, skip_special_tokens=False) == record.answer + "###" + tokenizer.eos_token  # public-code format
     prompt = tokenizer.decode(inputs["input_ids"][0][inputs["attention_mask"][0].bool()])
     assert "[Interaction]" in prompt and "Chain of Empathy" in prompt
-    assert "I feel uneasy about exam 0-0." in prompt.split("<|im_start|>user")[1]  # the earlier turn, as a chat turn
+    assert "I feel uneasy about exam 0-0." in prompt.split("<Dialogue History>")[1]  # the earlier turn, in the history sentence
     assert erg.answer.startswith("<think>")
     with pytest.raises(FileNotFoundError, match="has no video"):
         P2ECollator(processor)([type(frames)(**{**frames.__dict__, "video": None})])

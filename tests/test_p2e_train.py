@@ -66,9 +66,12 @@ def test_all_three_stages_run_and_write_their_artifacts(p2e_run):
         report = (folder / "trainable_parameters.txt").read_text()
         assert report.startswith(f"Phase {name}: trainable vs frozen parameters")
         done = json.loads((folder / "DONE.json").read_text())
-        assert done["steps"] == 2 and done["world_size"] == 1
+        assert done["steps"] == 4 and done["world_size"] == 1
+        # the budget counts micro-batches (paper, public code): 4 micro-batches of 2 = 2 optimizer steps of 2 x 2
+        assert (done["step_unit"], done["micro_batches"], done["optimizer_steps"], done["samples"]) == ("micro_batch", 4, 2, 8)
         metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-        assert [m["step"] for m in metrics] == [1, 2] and all(m["loss"] > 0 for m in metrics)
+        assert [m["step"] for m in metrics] == [2, 4] and [m["optimizer_steps"] for m in metrics] == [1, 2]
+        assert all(m["loss"] > 0 for m in metrics)
         assert not (folder / "checkpoints").exists()  # removed once the phase is done
     phase3_tasks = {k for m in (out / "phase3_multitask" / "metrics.jsonl").read_text().splitlines() for k in json.loads(m) if k.startswith("loss/")}
     assert phase3_tasks and phase3_tasks <= {"loss/MER", "loss/OV-MER", "loss/MIR", "loss/ERI", "loss/ERG"}
@@ -83,8 +86,11 @@ def test_all_three_stages_run_and_write_their_artifacts(p2e_run):
 def test_frozen_parts_never_change_and_each_phase_trains_its_modules(p2e_run):
     out, _, _ = p2e_run
     w = {name: weights(out / name / "model") for name in PHASES}
-    for encoder in ("vision_tower.", "audio_tower.", "face_encoder."):
+    for encoder in ("vision_tower.", "audio_tower.", "face_encoder.backbone."):
         assert all(same(part(w[PHASES[0]], encoder), part(w[name], encoder)) for name in PHASES[1:]), encoder
+    # the tiny model's face fusion is random (no FaceXFormer weights): it trains with the face adapter, never frozen
+    fusion_layers = ("face_encoder.stage_projections.", "face_encoder.fuse.")
+    assert all(not same(part(w["phase1_speech"], p), part(w["phase1_visual"], p)) for p in fusion_layers)
     # LM base frozen in phases 1-2; phase 3 merges its LoRA into the attention / MLP projections only
     lm = [part(w[name], "language_model.") for name in PHASES]
     assert same(lm[0], lm[1]) and same(lm[1], lm[2])
@@ -133,7 +139,7 @@ def _copy_done_phases(source: Path, target: Path, names):
 
 def test_resume_after_a_kill_gives_the_weights_of_an_uninterrupted_run(p2e_run, corpus, tmp_path):
     out, _, _ = p2e_run
-    sets = ["phase_overrides.phase3_multitask.max_steps=4", "training.save_steps=2"]
+    sets = ["phase_overrides.phase3_multitask.max_steps=8", "training.save_steps=4"]  # 4 optimizer steps, a checkpoint after 2
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     for target in (straight, killed):
         _copy_done_phases(out, target, PHASES[:3])  # phases 1-2 done: both runs start phase 3 from the same model
@@ -141,11 +147,11 @@ def test_resume_after_a_kill_gives_the_weights_of_an_uninterrupted_run(p2e_run, 
 
     config = load_run_config(TINY, data_root=corpus, output_dir=killed, sets=sets)
     with pytest.raises(SimulatedInterruption):
-        run_from_config(config, interrupt_after_steps={"phase3_multitask": 3})
+        run_from_config(config, interrupt_after_steps={"phase3_multitask": 6})
     checkpoints = killed / "phase3_multitask" / "checkpoints"
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["step-2"]  # step 3 was lost with the "kill"
-    (checkpoints / "step-3").mkdir()  # a checkpoint half-written when the process died: no COMPLETE marker
-    (checkpoints / "step-3" / "optimizer.bin").write_bytes(b"truncated")
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step-4"]  # step 6 was lost with the "kill"
+    (checkpoints / "step-6").mkdir()  # a checkpoint half-written when the process died: no COMPLETE marker
+    (checkpoints / "step-6" / "optimizer.bin").write_bytes(b"truncated")
     assert not (killed / "phase3_multitask" / "DONE.json").exists()
 
     summary = run_from_config(load_run_config(TINY, data_root=corpus, output_dir=killed, sets=sets))
@@ -157,7 +163,7 @@ def test_resume_after_a_kill_gives_the_weights_of_an_uninterrupted_run(p2e_run, 
     adapters = [load_file(str(d / "phase3_multitask" / "lora_adapter" / "adapter_model.safetensors")) for d in (straight, killed)]
     assert all(torch.equal(adapters[0][k], adapters[1][k]) for k in adapters[0])
     steps = [json.loads(line)["step"] for line in (killed / "phase3_multitask" / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [1, 2, 3, 3, 4]  # step 3 logged by the killed run, then again after resuming from step 2
+    assert steps == [2, 4, 6, 6, 8]  # step 6 logged by the killed run, then again after resuming from step 4
 
 
 def test_a_changed_phase_definition_is_refused(p2e_run, corpus, tmp_path):
@@ -176,7 +182,7 @@ def test_jo_t_runs_from_its_config(corpus, tmp_path):
     assert [p["name"] for p in summary["phases"]] == ["joint"] and config.strategy == "jo_t"
     assert (tmp_path / "joint" / "lora_adapter" / "adapter_model.safetensors").is_file()
     report = json.loads((tmp_path / "joint" / "trainable_parameters.json").read_text())
-    assert set(report["groups"]) == {"speech_adapter", "visual_adapter", "face_adapter", "fusion", "lora"}
+    assert set(report["groups"]) == {"speech_adapter", "visual_adapter", "face_adapter", "fusion", "lora", "face_fusion"}
     assert "Jo-T joint training" in (tmp_path / "joint" / "model" / "README.md").read_text()
 
 
@@ -204,7 +210,7 @@ def test_two_process_cpu_launch(corpus, tmp_path):
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
         "-m", "mmaffect.train.p2e", "--config", str(TINY), "--data-root", str(corpus), "--output-dir", str(tmp_path),
-        "--phases", "phase1_speech", "--max-steps", "2",
+        "--phases", "phase1_speech", "--max-steps", "4",
     ]  # fmt: skip
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -221,7 +227,7 @@ def test_components_and_pretrained_init_from_local_folders(corpus, tmp_path):
     from transformers import AutoModel, AutoModelForCausalLM
 
     from mmaffect.models.nano_emox import NanoEmoXConfig, NanoEmoXProcessor
-    from mmaffect.train.instruction_data import P2ECollator, read_dataset
+    from mmaffect.datasets_scripts.instruction_data import P2ECollator, read_dataset
     from mmaffect.train.p2e import build_initial_model, forward_loss
 
     cfg = NanoEmoXConfig.tiny()

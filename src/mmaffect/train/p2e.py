@@ -15,10 +15,14 @@ The run is the config's phases in order (``p2e_phases``). For each phase, top to
 4. draw batches from the task mixture (``MixtureSampler``: exact ratios, resumable), build prompts and media with
    the processor (``P2ECollator``), and optimise the next-token loss on the answer tokens with AdamW under
    Accelerate (bf16/fp16 autocast, gradient accumulation, gradient checkpointing, DDP/FSDP from the Accelerate
-   config), logging the loss per task;
-5. checkpoint every ``save_steps`` (``accelerator.save_state`` with the trainable weights only, plus the sampler,
-   scheduler and loss state) and resume from the newest complete checkpoint after a crash;
-6. save the phase's artifacts: ``model/`` (``save_pretrained`` with remote code + processor; LoRA merged),
+   config) for ``max_steps`` micro-batches of ``per_device_batch_size`` samples (``training.step_unit``, the
+   paper's and the public code's count), the learning rate following the phase's schedule, logging the loss per
+   task;
+5. after the first optimizer steps, check that every trainable group received finite, non-zero gradients and
+   changed (:class:`TrainableGroupCheck`; a phase whose data lack its modality stops with the group named);
+6. checkpoint every ``save_steps`` (``accelerator.save_state`` with the trainable weights only, plus the sampler
+   position and the micro-batch count) and resume from the newest complete checkpoint after a crash;
+7. save the phase's artifacts: ``model/`` (``save_pretrained`` with remote code + processor; LoRA merged),
    ``lora_adapter/`` (PEFT, loadable on the previous phase's model and mergeable), the reports, ``DONE.json``.
 
 The final model folder gets a model card from ``model_cards/nano_emox.md``. A finished phase is skipped when the
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import json
 import os
@@ -37,6 +42,7 @@ import shutil
 import string
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -52,14 +58,21 @@ from mmaffect.checkpoints import (
     require_existing_path,
     write_text_atomic,
 )
+from mmaffect.datasets_scripts.instruction_data import TASKS, InstructionRecord, P2ECollator
 
-from .instruction_data import TASKS, InstructionRecord, P2ECollator
 from .mixture_sampler import MixtureSampler
 from .p2e_phases import (
+    FACE_FUSION_GROUP,
+    LORA_GROUP,
+    MODALITY_NAMES,
+    MODULE_MODALITIES,
     P2EConfig,
     P2EConfigError,
     PhaseSpec,
     apply_trainability,
+    canonical_name,
+    is_lora_parameter,
+    lr_schedule,
     build_config,
     format_report,
     group_patterns,
@@ -188,8 +201,10 @@ def load_phase_model(folder):
     return model, processor
 
 
-def lora_config_for(model, lora: Mapping[str, Any], modules_to_save: Sequence[str]):
-    """``peft.LoraConfig`` on the language model only (regex), from the model config's preset + overrides."""
+def lora_config_for(model, lora: Mapping[str, Any], modules_to_save: Sequence[str], trainable_token_ids: Sequence[int] = ()):
+    """``peft.LoraConfig`` on the language model only (regex), from the model config's preset + overrides.
+    ``trainable_token_ids``: embedding rows that train with the LoRA (the ``<think>`` tokens of
+    ``think_tokens="special"``; PEFT ``trainable_token_indices``, tied to the LM head when the embeddings are)."""
     from peft import LoraConfig
 
     config = model.config
@@ -215,14 +230,18 @@ def lora_config_for(model, lora: Mapping[str, Any], modules_to_save: Sequence[st
         lora_dropout=float(kwargs["lora_dropout"]),
         target_modules=target,
         modules_to_save=list(modules_to_save) or None,
+        trainable_token_indices={"embed_tokens": list(trainable_token_ids)} if trainable_token_ids else None,
         bias="none",
     )
 
 
-def _resolve_frozen_dtype(training) -> torch.dtype:
+def _resolve_frozen_dtype(training, fsdp: bool = False) -> torch.dtype:
+    """``frozen_dtype: auto`` stores never-trained weights in the mixed-precision dtype; under FSDP they stay float32
+    (FSDP shards frozen and trainable tensors of a layer together and needs one dtype; its own mixed-precision
+    policy casts for compute)."""
     name = training.frozen_dtype
     if name == "auto":
-        name = {"bf16": "bfloat16", "fp16": "float16"}.get(training.mixed_precision, "float32")
+        name = "float32" if fsdp else {"bf16": "bfloat16", "fp16": "float16"}.get(training.mixed_precision, "float32")
     return getattr(torch, name)
 
 
@@ -244,25 +263,52 @@ def enable_gradient_checkpointing(model) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
-def prepare_phase_model(config: P2EConfig, phase: PhaseSpec, init_from: Path | None = None):
+class RandomFaceFusionWarning(UserWarning):
+    """The face encoder's multi-scale fusion is not FaceXFormer's: it trains with the face adapter."""
+
+
+def effective_phase(model, phase: PhaseSpec, groups: Mapping[str, Sequence[str]]) -> PhaseSpec:
+    """``phase`` with ``face_fusion`` added to its trainable groups when the face encoder's multi-scale fusion is
+    not FaceXFormer's (``face_config.multiscale_fusion_pretrained`` false) and the phase trains the face branch:
+    random fusion layers must never stay frozen (the public code loads them from FaceXFormer; here they then
+    learn with the face adapter, in every phase that trains it)."""
+    if FACE_FUSION_GROUP in phase.trainable or model.config.face_config.multiscale_fusion_pretrained:
+        return phase
+    modules = matched_modules(plain_module_names(model), group_patterns(groups, [t for t in phase.trainable if t != LORA_GROUP]))
+    trains_face = any(name.split(".")[0] in ("face_temporal", "face_projector") for names in modules.values() for name in names)
+    if not trains_face:
+        return phase
+    warnings.warn(
+        f"phase {phase.name!r}: the face encoder's multi-scale fusion (stage_projections, fuse) is not FaceXFormer's "
+        "(random); it trains with the face adapter instead of staying frozen. Convert the FaceXFormer checkpoint "
+        "(mmaffect convert facexformer CKPT OUT) and pass it as model.components.face to use the paper's face encoder.",
+        RandomFaceFusionWarning,
+        stacklevel=2,
+    )
+    return dataclasses.replace(phase, trainable=list(phase.trainable) + [FACE_FUSION_GROUP])
+
+
+def prepare_phase_model(config: P2EConfig, phase: PhaseSpec, init_from: Path | None = None, fsdp: bool = False):
     """The phase's model and processor: loaded (``init_from``) or built (``config.model``), gradient
     checkpointing on, PEFT LoRA if the phase trains ``lora`` (the phase's other trainable modules as
-    ``modules_to_save``), exactly the phase's modules trainable, frozen weights cast to ``frozen_dtype``.
-    Returns ``(model, processor, {group: [module names]})``."""
+    ``modules_to_save``; ``<think>`` token rows as trainable tokens with ``think_tokens="special"``), exactly the
+    phase's modules trainable (plus a random face fusion, see :func:`effective_phase`), frozen weights cast to
+    ``frozen_dtype``. Returns ``(model, processor, {group: [module names]})``."""
     if init_from is None:
         model, processor = build_initial_model(config.model)
     else:
         model, processor = load_phase_model(init_from)
     if config.training.gradient_checkpointing:
         enable_gradient_checkpointing(model)
+    phase = effective_phase(model, phase, config.module_groups)
     if phase.uses_lora:
         from peft import get_peft_model
 
         modules = matched_modules(plain_module_names(model), group_patterns(config.module_groups, phase.trainable))
         to_save = sorted({name for names in modules.values() for name in names})
-        model = get_peft_model(model, lora_config_for(model, config.lora, to_save))
+        model = get_peft_model(model, lora_config_for(model, config.lora, to_save, processor.think_token_ids))
     groups = apply_trainability(model, phase, config.module_groups)
-    cast_frozen_parameters(model, _resolve_frozen_dtype(config.training))
+    cast_frozen_parameters(model, _resolve_frozen_dtype(config.training, fsdp))
     return model, processor, groups
 
 
@@ -385,6 +431,107 @@ class _TrainableOnlyCheckpoints:
 
 
 # ----------------------------------------------------------------------------------------------------
+# No silent phases
+# ----------------------------------------------------------------------------------------------------
+class SilentPhaseError(RuntimeError):
+    """A trainable group of a phase got no usable gradient or did not change in the phase's first optimizer steps."""
+
+
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.to_local() if hasattr(tensor, "to_local") else tensor  # FSDP2 shards are DTensors
+
+
+def _group_hint(group: str, modules: Sequence[str], records: Sequence[InstructionRecord]) -> str:
+    """The likely reason a group got no gradient, from the modalities the phase's records use."""
+    letters = sorted({MODULE_MODALITIES[m.split(".")[0]] for m in modules if m.split(".")[0] in MODULE_MODALITIES})
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record.modalities] = counts.get(record.modalities, 0) + 1
+    datasets = sorted({r.dataset for r in records})
+    for letter in letters:
+        using = sum(n for mods, n in counts.items() if letter in mods.upper())
+        if using == 0:
+            return (f"no record in this phase's data has {MODALITY_NAMES[letter]}: the records of {datasets} use modalities "
+                    f"{counts} (media missing and kept as text-only? see on_missing_media / modalities of these datasets)")  # fmt: skip
+    if group == LORA_GROUP:
+        return "the LoRA weights got no gradient: is the language model on the loss path?"
+    return f"its inputs are used by the records ({counts}) but no gradient reached it: is the group on the loss path?"
+
+
+class TrainableGroupCheck:
+    """After the phase's first ``steps`` optimizer steps, every trainable group must have received finite, non-zero
+    gradients and its parameters must have changed; otherwise :class:`SilentPhaseError` names the group and the
+    likely cause. Gradient and change statistics are summed over processes (DDP / FSDP shards)."""
+
+    def __init__(self, model, groups: Mapping[str, Sequence[str]], steps: int, accelerator, phase_name: str, allow_non_finite: bool):
+        self.steps, self.accelerator, self.phase_name, self.allow_non_finite = steps, accelerator, phase_name, allow_non_finite
+        self.modules = dict(groups)
+        self.params: dict[str, list[torch.nn.Parameter]] = {group: [] for group in groups}
+        for name, parameter in model.named_parameters():
+            plain = canonical_name(name)
+            if plain is None or not parameter.requires_grad:
+                continue
+            for group, modules in groups.items():
+                if (group == LORA_GROUP and is_lora_parameter(plain)) or (
+                    group != LORA_GROUP and any(plain.startswith(m + ".") for m in modules)
+                ):
+                    self.params[group].append(parameter)
+                    break
+        self.before = {g: self._fingerprints(ps) for g, ps in self.params.items()}
+        self.with_gradient = {g: torch.zeros(len(ps), dtype=torch.bool) for g, ps in self.params.items()}
+        self.seen_steps = 0
+
+    @staticmethod
+    def _fingerprints(params) -> torch.Tensor:
+        """Sum and sum of squares (float64) of every tensor: a change of any element changes them."""
+        rows = [torch.stack([_local(p).detach().double().sum(), _local(p).detach().double().square().sum()]).cpu() for p in params]
+        return torch.stack(rows) if rows else torch.zeros(0, 2, dtype=torch.float64)
+
+    @property
+    def active(self) -> bool:
+        return self.seen_steps < self.steps
+
+    def after_backward(self) -> None:
+        """Call after the gradients of an optimizer step are final (after clipping), before ``optimizer.step()``."""
+        for group, params in self.params.items():
+            for i, parameter in enumerate(params):
+                grad = parameter.grad
+                if grad is None:
+                    continue
+                grad = _local(grad)
+                finite = bool(torch.isfinite(grad).all())
+                if not finite and not self.allow_non_finite:
+                    raise SilentPhaseError(
+                        f"phase {self.phase_name!r}: non-finite gradients in trainable group {group!r} at optimizer step "
+                        f"{self.seen_steps + 1} (check the inputs for NaN/Inf, or lower the learning rate)"
+                    )
+                if finite and bool(grad.ne(0).any()):
+                    self.with_gradient[group][i] = True
+        self.seen_steps += 1
+
+    def finish(self, records: Sequence[InstructionRecord]) -> dict[str, dict[str, int]]:
+        """After ``optimizer.step()`` of the last checked step: raise for a silent group; returns the statistics."""
+        stats, problems = {}, []
+        for group, params in self.params.items():
+            changed = (self._fingerprints(params) != self.before[group]).any(dim=1) if params else torch.zeros(0, dtype=torch.bool)
+            local = torch.tensor([len(params), int(self.with_gradient[group].sum()), int(changed.sum())], dtype=torch.float64)
+            total, with_gradient, moved = (int(v) for v in self.accelerator.reduce(local.to(self.accelerator.device), reduction="sum").cpu())
+            stats[group] = {"tensors": total, "with_gradient": with_gradient, "changed": moved}
+            if total == 0 or with_gradient == 0 or moved == 0:
+                what = "has no trainable tensor" if total == 0 else (
+                    f"received no finite non-zero gradient ({with_gradient} of {total} tensors)" if with_gradient == 0
+                    else f"did not change ({moved} of {total} tensors; is the learning rate 0?)"
+                )  # fmt: skip
+                problems.append(f"group {group!r} {what}: {_group_hint(group, self.modules[group], records)}")
+        if problems:
+            raise SilentPhaseError(
+                f"phase {self.phase_name!r} would train nothing for some of its groups (checked over its first "
+                f"{self.seen_steps} optimizer step(s)): " + "; ".join(problems)
+            )
+        return stats
+
+
+# ----------------------------------------------------------------------------------------------------
 # The trainer
 # ----------------------------------------------------------------------------------------------------
 def _phase_record(phase: PhaseSpec) -> dict[str, Any]:
@@ -482,9 +629,8 @@ class P2ETrainer:
 
     # ------------------------------------------------------------------ one phase
     def run_phase(self, index: int, phase: PhaseSpec, init_from: Path | None) -> dict[str, Any]:
-        from accelerate.utils import set_seed
+        from accelerate.utils import DistributedType, set_seed
         from tqdm.auto import tqdm
-        from transformers import get_scheduler
 
         accelerator, config, training = self.accelerator, self.config, self.config.training
         phase_dir = self.phase_dir(phase)
@@ -493,7 +639,8 @@ class P2ETrainer:
         start_time = time.perf_counter()
         self.log(f"\n[p2e] phase {index + 1}/{len(config.phases)}: {phase.name} (stage {phase.stage}) - {phase.description}")
 
-        model, processor, groups = prepare_phase_model(config, phase, init_from)
+        fsdp = accelerator.distributed_type == DistributedType.FSDP
+        model, processor, groups = prepare_phase_model(config, phase, init_from, fsdp=fsdp)
         report = trainable_report(model, phase)
         report["groups"] = groups
         self.log(format_report(report))
@@ -505,11 +652,25 @@ class P2ETrainer:
         # ---- data: the mixture of this phase
         records_by_dataset = {name: self.records(name) for name in config.datasets_used([phase])}
         sources, records = phase_sources(phase, records_by_dataset)
+        if processor.think_token_ids and not phase.uses_lora:
+            thinking = [r.uid for recs in records.values() for r in recs if "<think>" in r.answer][:3]
+            if thinking:
+                raise P2EConfigError(
+                    f"phase {phase.name!r}: answers use <think> tokens (think_tokens='special', e.g. {thinking}) whose "
+                    "embedding rows only train in a LoRA phase; use think_tokens='text' or train this data with lora"
+                )
         sampler = MixtureSampler(
             phase.mixture, sources, seed=config.seed + index, num_replicas=accelerator.num_processes, rank=accelerator.process_index
         )
         self.log(f"[data] mixture {sampler.task_shares} per block of {sampler.block_size}; sources { {t: {n: s[0] for n, s in v.items()} for t, v in sources.items()} }")
         collator = P2ECollator(processor, max_length=training.max_length, padding_side=training.padding_side)
+
+        # ---- the budget: max_steps counts micro-batches (default) or optimizer steps (training.step_unit)
+        accumulation = training.gradient_accumulation_steps
+        per_micro = training.step_unit == "micro_batch"
+        total_micro = phase.max_steps if per_micro else phase.max_steps * accumulation
+        total_optimizer_steps = -(-total_micro // accumulation)
+        learning_rate_at = lr_schedule(phase, training, phase.max_steps)
 
         # ---- optimisation
         decay, no_decay = [], []
@@ -519,20 +680,14 @@ class P2ETrainer:
         weight_decay = training.weight_decay if phase.weight_decay is None else phase.weight_decay
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=phase.learning_rate,
+            lr=learning_rate_at(0),
             betas=training.adam_betas,
             eps=training.adam_epsilon,
-        )
-        scheduler = get_scheduler(
-            phase.lr_scheduler or training.lr_scheduler,
-            optimizer,
-            num_warmup_steps=training.warmup_steps if phase.warmup_steps is None else phase.warmup_steps,
-            num_training_steps=phase.max_steps,
         )
         model, optimizer = accelerator.prepare(model, optimizer)
 
         # ---- resume
-        step = 0
+        micro = 0  # micro-batch iterations done (always a whole number of optimizer steps)
         task_sums = torch.zeros(len(TASKS), dtype=torch.float64)
         task_counts = torch.zeros(len(TASKS), dtype=torch.float64)
         existing = complete_checkpoints(checkpoints_dir)
@@ -543,9 +698,12 @@ class P2ETrainer:
             if state["phase"] != phase.name:
                 raise RuntimeError(f"checkpoint {latest} belongs to phase {state['phase']!r}, not {phase.name!r}")
             sampler.load_state_dict(state["sampler"])
-            scheduler.load_state_dict(state["scheduler"])
-            step = int(state["step"])
-            self.log(f"[p2e] resumed {phase.name} from {latest} at step {step} (draw {sampler.position})")
+            micro = int(state["micro_batches"])
+            self.log(f"[p2e] resumed {phase.name} from {latest} after {micro} micro-batches (draw {sampler.position})")
+        check = None
+        if training.trainable_check_steps > 0 and micro == 0:
+            check = TrainableGroupCheck(accelerator.unwrap_model(model), groups, min(training.trainable_check_steps, total_optimizer_steps),
+                                        accelerator, phase.name, allow_non_finite=training.mixed_precision == "fp16")  # fmt: skip
 
         loader = torch.utils.data.DataLoader(
             MixtureDataset(sampler, records),
@@ -559,54 +717,73 @@ class P2ETrainer:
         )
         batches = iter(loader)
         draws_per_micro_batch = training.per_device_batch_size * accelerator.num_processes
-        accumulation = training.gradient_accumulation_steps
         model.train()
-        progress = tqdm(total=phase.max_steps, initial=step, desc=phase.name, disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+
+        def budget(micro_batches: int) -> int:  # progress in the unit of max_steps
+            return micro_batches if per_micro else micro_batches // accumulation
+
+        progress = tqdm(total=phase.max_steps, initial=budget(micro), desc=phase.name, disable=not accelerator.is_local_main_process, dynamic_ncols=True)
         metrics_path = phase_dir / "metrics.jsonl"
         window_loss, window_steps, window_time = 0.0, 0, time.perf_counter()
         last_logged: dict[str, Any] = {}
-        while step < phase.max_steps:
+        while micro < total_micro:
+            # one optimizer step: `accumulation` micro-batches (fewer at the end of a budget that is not a multiple)
+            in_step = min(accumulation, total_micro - micro)
             step_loss = 0.0
-            for micro in range(accumulation):
+            for i in range(in_step):
                 batch = next(batches)
                 inputs = {k: v.to(accelerator.device) for k, v in batch["inputs"].items()}
-                sync = micro == accumulation - 1
-                context = contextlib.nullcontext() if sync else accelerator.no_sync(model)
+                context = contextlib.nullcontext() if i == in_step - 1 else accelerator.no_sync(model)
                 with context, accelerator.autocast():
                     loss, per_row = forward_loss(model, inputs)
-                    accelerator.backward(loss / accumulation)
+                    accelerator.backward(loss / in_step)
                 sampler.advance(draws_per_micro_batch)
-                step_loss += loss.detach().float().item() / accumulation
+                step_loss += loss.detach().float().item() / in_step
                 for task, value in zip(batch["tasks"], per_row.detach().float().cpu().tolist()):
                     task_sums[TASKS.index(task)] += value
                     task_counts[TASKS.index(task)] += 1
+            # the schedule position of this optimizer step: the index of its last micro-batch (public code) or of
+            # the optimizer step itself
+            position = micro + in_step - 1 if per_micro else micro // accumulation
+            learning_rate = learning_rate_at(position)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate
             if training.max_grad_norm:
                 accelerator.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], training.max_grad_norm)
+            if check is not None:
+                check.after_backward()
             optimizer.step()
-            scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            step += 1
+            previous, micro = micro, micro + in_step
+            if check is not None and not check.active:
+                self.log(f"[p2e] every trainable group got gradients and changed: {check.finish([r for recs in records.values() for r in recs])}")
+                check = None
             window_loss += step_loss
             window_steps += 1
-            progress.update(1)
+            progress.update(budget(micro) - budget(previous))
 
-            if step % training.logging_steps == 0 or step == phase.max_steps:
+            def crossed(every: int) -> bool:  # a multiple of `every` (budget units) passed during this step
+                return bool(every) and budget(micro) // every > budget(previous) // every
+
+            if crossed(training.logging_steps) or micro == total_micro:
                 local = torch.cat([task_sums, task_counts, torch.tensor([window_loss], dtype=torch.float64)])
                 stats = accelerator.reduce(local.to(accelerator.device), reduction="sum").cpu()  # all processes
                 sums, counts = stats[: len(TASKS)], stats[len(TASKS) : 2 * len(TASKS)]
                 elapsed = time.perf_counter() - window_time
                 last_logged = {
                     "phase": phase.name,
-                    "step": step,
+                    "step": budget(micro),
+                    "micro_batches": micro,
+                    "optimizer_steps": -(-micro // accumulation),
                     "loss": float(stats[-1]) / accelerator.num_processes / window_steps,
-                    "lr": scheduler.get_last_lr()[0],
-                    "seconds_per_step": elapsed / window_steps,
+                    "lr": learning_rate,
+                    "seconds_per_optimizer_step": elapsed / window_steps,
                     **{f"loss/{task}": float(sums[i] / counts[i]) for i, task in enumerate(TASKS) if counts[i] > 0},
                     **{f"samples/{task}": int(counts[i]) for i, task in enumerate(TASKS) if counts[i] > 0},
                 }
                 progress.set_postfix(loss=f"{last_logged['loss']:.4f}", **{t: f"{last_logged[f'loss/{t}']:.3f}" for t in TASKS if f"loss/{t}" in last_logged})
                 if training.report_to:
-                    accelerator.log({k: v for k, v in last_logged.items() if k != "phase"}, step=step)
+                    accelerator.log({k: v for k, v in last_logged.items() if k != "phase"}, step=budget(micro))
                 if accelerator.is_main_process:
                     with open(metrics_path, "a", encoding="utf-8") as handle:
                         handle.write(json.dumps(last_logged) + "\n")
@@ -614,12 +791,16 @@ class P2ETrainer:
                 task_counts.zero_()
                 window_loss, window_steps, window_time = 0.0, 0, time.perf_counter()
 
-            if training.save_steps and step % training.save_steps == 0 and step < phase.max_steps:
-                self.save_checkpoint(checkpoints_dir, phase, step, sampler, scheduler)
-            if self.interrupt_after_steps.get(phase.name) == step:
+            if crossed(training.save_steps) and micro < total_micro:
+                self.save_checkpoint(checkpoints_dir, phase, micro, budget(micro), sampler)
+            if self.interrupt_after_steps.get(phase.name) is not None and budget(micro) >= self.interrupt_after_steps[phase.name] > budget(previous):
                 progress.close()
-                raise SimulatedInterruption(f"interrupted after step {step} of {phase.name}")
+                raise SimulatedInterruption(f"interrupted after step {budget(micro)} of {phase.name}")
         progress.close()
+        if check is not None:  # a budget shorter than the check window
+            check.finish([r for recs in records.values() for r in recs])
+        self._last_budget = {"step_unit": training.step_unit, "micro_batches": micro, "optimizer_steps": total_optimizer_steps,
+                             "samples": micro * draws_per_micro_batch}  # fmt: skip
 
         result = self.save_phase_artifacts(index, phase, model, processor, report, last_logged, time.perf_counter() - start_time, init_from)
         accelerator.free_memory()
@@ -627,7 +808,9 @@ class P2ETrainer:
         gc.collect()
         return result
 
-    def save_checkpoint(self, folder: Path, phase: PhaseSpec, step: int, sampler: MixtureSampler, scheduler) -> Path:
+    def save_checkpoint(self, folder: Path, phase: PhaseSpec, micro_batches: int, step: int, sampler: MixtureSampler) -> Path:
+        """``step-{step}`` (budget units): the trainable weights, optimizer and RNG states (Accelerate), the sampler
+        position and the micro-batch count (the learning rate is a function of it)."""
         accelerator = self.accelerator
         target = folder / f"{CHECKPOINT_PREFIX}{step}"
         existing = complete_checkpoints(folder)
@@ -636,7 +819,7 @@ class P2ETrainer:
                             what="checkpoint", previous=existing[-1] if existing else None) as staging:
             accelerator.save_state(str(staging))
             if accelerator.is_main_process:
-                torch.save({"phase": phase.name, "step": step, "sampler": sampler.state_dict(), "scheduler": scheduler.state_dict()}, staging / TRAINER_STATE)
+                torch.save({"phase": phase.name, "step": step, "micro_batches": micro_batches, "sampler": sampler.state_dict()}, staging / TRAINER_STATE)
                 (staging / COMPLETE_MARKER).write_text(f"{phase.name} step {step}\n", encoding="utf-8")
         if accelerator.is_main_process:
             limit = self.config.training.save_total_limit
@@ -657,7 +840,9 @@ class P2ETrainer:
             # sharded parameters: gather the full state dict (FULL_STATE_DICT) into a CPU copy of the phase's model
             state = accelerator.get_state_dict(model)
             if accelerator.is_main_process:
-                unwrapped, _, _ = prepare_phase_model(self.config, phase, init_from)
+                with warnings.catch_warnings():  # the same model again: its warnings were shown at the start
+                    warnings.simplefilter("ignore", RandomFaceFusionWarning)
+                    unwrapped, _, _ = prepare_phase_model(self.config, phase, init_from, fsdp=True)
                 unwrapped.load_state_dict(state)
         # Each folder is staged and renamed into place (mmaffect.checkpoints): never a partial model folder.
         if phase.uses_lora:
@@ -677,6 +862,7 @@ class P2ETrainer:
             "index": index,
             "phase": _phase_record(phase),
             "steps": phase.max_steps,
+            **getattr(self, "_last_budget", {}),
             "seconds": seconds,
             "final_metrics": last_logged,
             "trainable": report["trainable"],

@@ -11,6 +11,20 @@ LoRA settings, training settings, named *module groups*, named *datasets*, and a
     phase3_multitask  fusion + adapters + LoRA on the LM   MER:OV-MER:MIR:ERI:ERG lr 8e-6  300k steps
                                                            = 18:28:5:31:18
 
+**What a step is.** ``max_steps`` counts *micro-batch iterations* of ``per_device_batch_size`` samples per process
+(``training.step_unit: micro_batch``, the default), as the public code does (``max_epoch x iters_per_epoch``
+iterations of 3 samples, an optimizer step every 4th) and as the paper's own bound requires: 345k x 3 samples in
+32 h on one RTX 4090 is 9 samples/s for a 2.2B model, 345k x 12 would be 36. ``step_unit: optimizer_step`` counts
+optimizer steps after gradient accumulation instead (4x the samples). Learning-rate schedules, ``save_steps`` and
+``logging_steps`` count in the same unit.
+
+**Schedule.** Where the paper is silent the public code's schedule is the default: ``warmup_cosine`` (LAVIS'
+``linear_warmup_cosine_lr``: linear warm-up from ``warmup_start_lr`` over ``warmup_steps``, then cosine from the
+phase's lr to ``min_lr`` over the whole budget, measured from step 0) with phase 1 at 3e-4 -> 1e-4 (warm-up from
+1e-6) and phase 2 at 1e-5 (warm-up from 5e-7 over its whole 5k steps). Phase 3 follows the paper, "a uniform
+learning rate of 8e-6": ``constant``; the public code warms it up from 5e-7 over 5k steps
+(``configs/p2e_public_code_schedule.yaml``).
+
 Encoders (CLIP, HuBERT, the face backbone) and the LM base weights never train. Phase 1 trains the speech branch
 and the visual/face branches "concurrently" on disjoint data with disjoint parameters; as two sub-phases
 (``stage: 1``) that is the same computation with separate step budgets (15k / 25k). Each phase starts from the
@@ -36,7 +50,7 @@ from typing import Any
 
 import yaml
 
-from .instruction_data import READERS, TASKS
+from mmaffect.datasets_scripts.instruction_data import READERS, TASKS
 
 LORA_GROUP = "lora"
 # Module groups of NanoEmoXForConditionalGeneration (its submodule names, see modeling_nano_emox.py).
@@ -47,8 +61,20 @@ DEFAULT_MODULE_GROUPS: dict[str, list[str]] = {
     "fusion": ["fusion", "fusion_projector"],
     "encoders": ["vision_tower", "audio_tower", "face_encoder"],
     "language_model": ["language_model"],
+    # FaceXFormer's multi-scale fusion above the face backbone: frozen with the encoders when it holds FaceXFormer's
+    # weights, trained with the face adapter (and a warning) when it does not (see p2e.prepare_phase_model)
+    "face_fusion": [r"face_encoder\.stage_projections\.\d+", r"face_encoder\.fuse"],
 }
 FROZEN_GROUPS = ("encoders", "language_model")  # never trainable in P2E (checked, override with allow_frozen_groups)
+FACE_FUSION_GROUP = "face_fusion"
+STEP_UNITS = ("micro_batch", "optimizer_step")
+# The input a module needs to receive a gradient (prompt letters: A audio, V frames, F face, M fusion of both).
+MODULE_MODALITIES = {
+    "speech_qformer": "A", "audio_projector": "A", "visual_qformer": "V", "video_projector": "V",
+    "face_temporal": "F", "no_face_embedding": "F", "face_projector": "F", "face_encoder": "F",
+    "fusion": "M", "fusion_projector": "M",
+}  # fmt: skip
+MODALITY_NAMES = {"A": "audio", "V": "video frames", "F": "a face track", "M": "both video and audio (fusion)"}
 PHASE_FIELDS_DOC = "name, stage, trainable, lora, learning_rate, max_steps, mixture, data, ..."
 
 
@@ -67,7 +93,7 @@ class DataRef:
 
 @dataclass
 class DatasetSpec:
-    """A dataset read once per run by ``instruction_data.READERS[reader](path, **options)``."""
+    """A dataset read once per run by ``datasets_scripts.instruction_data.READERS[reader](path, **options)``."""
 
     name: str
     reader: str
@@ -75,7 +101,7 @@ class DatasetSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
     def read(self):
-        from .instruction_data import read_dataset
+        from mmaffect.datasets_scripts.instruction_data import read_dataset
 
         return read_dataset(self.reader, self.path, **self.options)
 
@@ -89,10 +115,13 @@ class PhaseSpec:
         stage: 1 / 2 / 3 of the paper's curriculum (reporting only; 0 for baselines).
         trainable: module groups (or ``"re:<regex>"`` module patterns) whose parameters train.
         lora: wrap the language model with LoRA (PEFT) for this phase (requires ``lora`` in ``trainable``).
-        learning_rate, max_steps: optimizer steps (after gradient accumulation).
+        learning_rate: peak learning rate of the phase.
+        max_steps: the step budget, in ``training.step_unit`` (default: micro-batch iterations of
+            ``per_device_batch_size`` samples, the paper's and the public code's count; see the module docstring).
         mixture: ``{task: weight}``.
         data: ``{task: [DataRef]}``.
-        warmup_steps, lr_scheduler, weight_decay: optimizer schedule (default from ``training``).
+        warmup_steps, lr_scheduler, warmup_start_lr, min_lr, weight_decay: optimizer schedule (default from
+            ``training``; steps in ``training.step_unit``).
         description: free text for reports and the model card.
     """
 
@@ -106,6 +135,8 @@ class PhaseSpec:
     lora: bool = False
     warmup_steps: int | None = None
     lr_scheduler: str | None = None
+    warmup_start_lr: float | None = None
+    min_lr: float | None = None
     weight_decay: float | None = None
     description: str = ""
 
@@ -116,10 +147,19 @@ class PhaseSpec:
 
 @dataclass
 class TrainingSettings:
-    """Settings shared by all phases (the paper: AdamW, batch 3, gradient accumulation 4, one RTX 4090)."""
+    """Settings shared by all phases (the paper: AdamW, batch 3, gradient accumulation 4, one RTX 4090).
+
+    ``step_unit``: ``"micro_batch"`` (default: a step is one micro-batch of ``per_device_batch_size`` samples per
+    process, as in the paper and the public code) or ``"optimizer_step"`` (one optimizer step after
+    ``gradient_accumulation_steps`` micro-batches). ``lr_scheduler``: ``"warmup_cosine"`` (the public code's) or any
+    transformers scheduler name (``constant``, ``constant_with_warmup``, ``linear``, ``cosine``...).
+    ``min_lr`` None keeps the phase's lr after the warm-up. ``trainable_check_steps``: every trainable group must
+    receive finite, non-zero gradients and change within the phase's first N optimizer steps, else the phase stops
+    with an error naming the group (0 turns the check off)."""
 
     per_device_batch_size: int = 3
     gradient_accumulation_steps: int = 4
+    step_unit: str = "micro_batch"  # micro_batch (paper, public code) | optimizer_step
     mixed_precision: str = "bf16"  # no | fp16 | bf16
     gradient_checkpointing: bool = True
     frozen_dtype: str = "auto"  # auto | float32 | bfloat16 | float16: storage dtype of never-trained weights
@@ -127,8 +167,11 @@ class TrainingSettings:
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_epsilon: float = 1e-8
     max_grad_norm: float | None = 1.0
-    lr_scheduler: str = "constant_with_warmup"  # the paper: "a uniform learning rate"
-    warmup_steps: int = 0
+    lr_scheduler: str = "warmup_cosine"  # public code (LAVIS linear_warmup_cosine_lr); phase 3 of the paper: constant
+    warmup_steps: int = 5000  # public code
+    warmup_start_lr: float = 1e-6  # public code, phase 1 (phases 2-3: 5e-7)
+    min_lr: float | None = None  # None: the phase's lr (public code phase 1: 1e-4)
+    trainable_check_steps: int = 3
     save_steps: int = 1000
     save_total_limit: int | None = 2
     logging_steps: int = 10
@@ -301,6 +344,8 @@ def parse_phase(raw: Mapping[str, Any], where: str) -> PhaseSpec:
         lora=bool(raw.get("lora", False)),
         warmup_steps=None if raw.get("warmup_steps") is None else int(raw["warmup_steps"]),
         lr_scheduler=raw.get("lr_scheduler"),
+        warmup_start_lr=None if raw.get("warmup_start_lr") is None else float(raw["warmup_start_lr"]),
+        min_lr=None if raw.get("min_lr") is None else float(raw["min_lr"]),
         weight_decay=None if raw.get("weight_decay") is None else float(raw["weight_decay"]),
         description=str(raw.get("description", "")),
     )
@@ -350,6 +395,11 @@ def build_config(raw: Mapping[str, Any], overrides=None) -> P2EConfig:
     if training.frozen_dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise P2EConfigError(f"{source}: training.frozen_dtype must be auto, float32, bfloat16 or float16, got {training.frozen_dtype!r}")
     training.adam_betas = tuple(float(b) for b in training.adam_betas)
+    if training.step_unit not in STEP_UNITS:
+        raise P2EConfigError(f"{source}: training.step_unit must be one of {STEP_UNITS}, got {training.step_unit!r}")
+    for name in ("warmup_start_lr", "min_lr"):
+        if getattr(training, name) is not None:
+            setattr(training, name, float(getattr(training, name)))
 
     groups = dict(DEFAULT_MODULE_GROUPS)
     for name, patterns in (expanded.get("module_groups") or {}).items():
@@ -424,6 +474,9 @@ def validate_config(config: P2EConfig, allow_frozen_groups: bool = False) -> Non
         where = f"{config.source}: phase {phase.name!r}"
         if phase.max_steps < 1 or phase.learning_rate <= 0:
             raise P2EConfigError(f"{where}: max_steps must be >= 1 and learning_rate > 0, got {phase.max_steps}, {phase.learning_rate}")
+        scheduler = phase.lr_scheduler or config.training.lr_scheduler
+        if scheduler not in scheduler_names():
+            raise P2EConfigError(f"{where}: lr_scheduler {scheduler!r} is unknown; schedulers: {scheduler_names()}")
         if not phase.trainable:
             raise P2EConfigError(f"{where}: 'trainable' is empty")
         for group in phase.trainable:
@@ -457,11 +510,49 @@ def validate_config(config: P2EConfig, allow_frozen_groups: bool = False) -> Non
                     raise P2EConfigError(f"{where}: data.{task} uses dataset {ref.dataset!r}, which is read for tasks {tasks} only")
 
 
+def scheduler_names() -> list[str]:
+    """``warmup_cosine`` (the public code's) and the transformers schedulers that are a function of the step."""
+    from transformers.trainer_utils import SchedulerType
+
+    return ["warmup_cosine"] + [s.value for s in SchedulerType if s.value not in ("reduce_lr_on_plateau", "warmup_stable_decay")]
+
+
+def lr_schedule(phase: PhaseSpec, training: TrainingSettings, total_steps: int):
+    """The phase's learning rate as a function of the schedule position (``training.step_unit`` steps from 0).
+
+    ``warmup_cosine`` is the public code's (LAVIS) ``linear_warmup_cosine_lr``: ``lr(t) = min(lr, s + (lr - s) t / W)``
+    for ``t < W``, then ``(lr - m) (1 + cos(pi t / T)) / 2 + m`` with ``T`` the whole budget (so the cosine starts
+    where it is at ``t = W``, as there). Other names are transformers' schedules (``get_scheduler``)."""
+    import math
+
+    name = phase.lr_scheduler or training.lr_scheduler
+    peak = phase.learning_rate
+    warmup = training.warmup_steps if phase.warmup_steps is None else phase.warmup_steps
+    if name == "warmup_cosine":
+        start = training.warmup_start_lr if phase.warmup_start_lr is None else phase.warmup_start_lr
+        floor = phase.min_lr if phase.min_lr is not None else training.min_lr
+        floor = peak if floor is None else floor
+
+        def rate(t: int) -> float:
+            if t < warmup:
+                return min(peak, start + (peak - start) * t / max(warmup, 1))
+            return (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * t / max(total_steps, 1))) + floor
+
+        return rate
+    import torch
+    from transformers import get_scheduler
+
+    probe = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)  # read the schedule's multiplier function
+    factor = get_scheduler(name, probe, num_warmup_steps=warmup, num_training_steps=total_steps).lr_lambdas[0]
+    return lambda t: peak * factor(t)
+
+
 # ----------------------------------------------------------------------------------------------------
 # Trainable modules
 # ----------------------------------------------------------------------------------------------------
 _PEFT_PREFIX = "base_model.model."
-_LORA_MARKERS = (".lora_A.", ".lora_B.", ".lora_embedding_A.", ".lora_embedding_B.", ".lora_magnitude_vector.")
+# PEFT weights that train with the LoRA phase: LoRA matrices and the trainable token rows (trainable_token_indices)
+_LORA_MARKERS = (".lora_A.", ".lora_B.", ".lora_embedding_A.", ".lora_embedding_B.", ".lora_magnitude_vector.", ".trainable_tokens_delta.")
 
 
 def canonical_name(name: str) -> str | None:
@@ -615,7 +706,9 @@ __all__ = [
     "expected_trainable_parameters",
     "format_report",
     "load_config",
+    "lr_schedule",
     "matched_modules",
     "read_config_file",
+    "scheduler_names",
     "trainable_report",
 ]

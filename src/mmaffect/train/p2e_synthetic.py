@@ -95,7 +95,8 @@ def make_synthetic_corpus(root, samples: int = 4, size: int = 32, num_frames: in
     n = max(2, int(samples))
     clip = lambda path, seed, audio=True: write_clip(path, seed, num_frames, size, audio=audio)  # noqa: E731
 
-    # CREMA-D: the Nano-EmoX chat records (paths on the authors' disk) + AudioWAV/{stem}.wav
+    # CREMA-D: the Nano-EmoX chat records at the top level, as in the release (paths on the authors' disk) +
+    # CREMA-D/AudioWAV/{stem}.wav
     crema = []
     for i in range(n):
         code = ("ANG", "HAP", "SAD", "NEU")[i % 4]
@@ -103,7 +104,7 @@ def make_synthetic_corpus(root, samples: int = 4, size: int = 32, num_frames: in
         write_wav(root / "CREMA-D" / "AudioWAV" / f"{stem}.wav", seed=i)
         crema.append({"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": EMOTIONS[i % 4]}],
                       "audios": [f"/home/authors/crema_d/audio/{stem}.wav"]})  # fmt: skip
-    _json(root / "CREMA-D" / "crema_d_annotations.json", crema)
+    _json(root / "crema_d_annotations.json", crema)
 
     # M3ED: annotation.json + splitInfo + modality_speech/{speaker}_{utt}.wav
     dialog = {}
@@ -142,7 +143,7 @@ def make_synthetic_corpus(root, samples: int = 4, size: int = 32, num_frames: in
                             "videos": [f"/home/authors/MIntRec/video/{stem}.mp4"]})  # fmt: skip
         _json(root / "MIntRec" / f"{split}_MIntRec_ann.json", records)
 
-    # MIntRec2.0: the LGSRR / MIntRec2.0 tsv files + video/dia{D}_utt{U}.mp4
+    # MIntRec2.0 in the release's folder name MIntRec2/: the LGSRR / MIntRec2.0 tsv files + video/dia{D}_utt{U}.mp4
     header = "Dialogue_id\tUtterance_id\tText\tLabel\tStart_timestamp\tEnd_timestamp\tSource\tspeaker_name\n"
     labels2 = ("Greet", "Thank", "Inform", "Doubt")
     for split, dialogue in (("train", 0), ("dev", 1), ("test", 2)):
@@ -150,9 +151,9 @@ def make_synthetic_corpus(root, samples: int = 4, size: int = 32, num_frames: in
         for u in range(n if split == "train" else 1):
             rows.append(f"{dialogue}\t{u}\tutterance {u} of dialogue {dialogue}\t{labels2[u % 4]}\t00:00:00.000\t00:00:01.000\tsuperstore\tAmy\n")
             if split == "train":
-                clip(root / "MIntRec2.0" / "video" / f"dia{dialogue}_utt{u}.mp4", 60 + u)
-        (root / "MIntRec2.0").mkdir(parents=True, exist_ok=True)
-        (root / "MIntRec2.0" / f"{split}.tsv").write_text(header + "".join(rows), encoding="utf-8")
+                clip(root / "MIntRec2" / "video" / f"dia{dialogue}_utt{u}.mp4", 60 + u)
+        (root / "MIntRec2").mkdir(parents=True, exist_ok=True)
+        (root / "MIntRec2" / f"{split}.tsv").write_text(header + "".join(rows), encoding="utf-8")
 
     # MER-Caption+: track2 (OV labels), track3 (reasons), subtitles, video/{name}.mp4 + audio/{name}.wav
     ov, reasons, subs = ["name,openset\n"], ["name,reason\n"], ["name,chinese,english\n"]

@@ -14,7 +14,8 @@ branch                full-size default
 ``fusion_encoder_``  3 gated fusion experts pairing speech layers 16/18/22 with visual layers
 ``config``            12/16/22, one fusion token (not ``fusion_config``: transformers reserves that name
                       for its runtime kernel fusions)
-adapters              2-layer GELU MLPs from every branch into the language model
+adapters              heterogeneous (public code): one Linear for video, audio and fusion; a
+                      2-layer MLP 256 -> 768 -> LM width with GELU and dropout 0.1 for the face
 ``text_config``       Qwen2.5-1.5B(-Instruct)
 LoRA                  paper: r=32, alpha=16; public code: r=16, alpha=32 (``lora_preset``)
 ====================  ==========================================================================
@@ -27,6 +28,13 @@ field's comment says so. Differences exposed here:
   "resamples visual tokens" and the fusion experts attend over visual features) or ``"cls"`` (public
   code: one CLS vector per frame).
 * ``lora_preset``: ``"paper"`` (r=32, alpha=16, Sec. 4.1) or ``"public_code"`` (r=16, alpha=32).
+* ``adapter_style``: the paper only says "heterogeneous adapters" (and "a two-layer fully connected network with
+  GeLU" for the face), so the default is the public code's set (``"heterogeneous"``: Linear for video / audio /
+  fusion, 2-layer MLP with dropout for the face); ``"uniform_mlp"`` gives every branch the same 2-layer GELU MLP
+  (this package before it followed the public code).
+* ``face_config.multiscale_fusion_pretrained``: True once the face branch holds FaceXFormer's multi-scale fusion
+  (the FaceXFormer converter ``convert facexformer`` + ``from_pretrained_components(face=...)``); without it the fusion layers
+  are random and the P2E trainer trains them with the face adapter (public code: loaded from FaceXFormer, frozen).
 * The task identifier spelling (``[Recog_OV]`` vs ``[Recogn_OV]``) and face crops vs full frames are
   processor options (``NanoEmoXProcessor(task_identifier_style=..., face_input=...)``).
 
@@ -97,6 +105,7 @@ LORA_PRESETS = {
 # (151665 tokens) they get the ids 151665.. which fit in the 151936-row embedding without resizing.
 PLACEHOLDER_TOKENS = {"video": "<video>", "audio": "<audio>", "face": "<face>", "fusion": "<fusion>"}
 REASONING_TOKENS = ("<think>", "</think>")
+ADAPTER_STYLES = ("heterogeneous", "uniform_mlp")
 
 
 class NanoEmoXFaceConfig(PreTrainedConfig):
@@ -118,6 +127,10 @@ class NanoEmoXFaceConfig(PreTrainedConfig):
             before temporal attention, so the queries can see frame order ("reconstruct the time-sequential
             relationships", C.1). The public code omits it (``False``).
         dropout (`float`, defaults to 0.0): attention dropout of the temporal block.
+        multiscale_fusion_pretrained (`bool`, defaults to False): whether ``stage_projections`` / ``fuse`` of the
+            face encoder hold FaceXFormer's trained multi-scale fusion (set by ``from_pretrained_components`` when
+            the face folder comes from the FaceXFormer converter, ``convert facexformer``). False: they are randomly initialised,
+            and the P2E trainer trains them with the face adapter instead of freezing them with the encoders.
     """
 
     model_type = "nano_emox_face"
@@ -132,6 +145,7 @@ class NanoEmoXFaceConfig(PreTrainedConfig):
     num_temporal_heads: int = 4
     use_temporal_position_embeddings: bool = True
     dropout: float = 0.0
+    multiscale_fusion_pretrained: bool = False
 
 
 class NanoEmoXQFormerConfig(PreTrainedConfig):
@@ -216,6 +230,13 @@ class NanoEmoXConfig(PreTrainedConfig):
             the speech Q-Former input (public code).
         max_frames (`int`, defaults to 32): size of the learned frame-index embeddings (more frames per clip
             is an error).
+        projector_hidden_act (`str`, defaults to "gelu"): activation of the 2-layer adapters.
+        adapter_style (`str`, defaults to "heterogeneous"): ``"heterogeneous"`` (public code: ``video_projector``,
+            ``audio_projector`` and ``fusion_projector`` are one Linear each, ``face_projector`` is
+            Linear -> GELU -> Dropout -> Linear through ``face_adapter_hidden_size``) or ``"uniform_mlp"``
+            (every adapter Linear -> GELU -> Linear to the LM width).
+        face_adapter_hidden_size (`int`, defaults to 768): hidden width of the face adapter (public code).
+        face_adapter_dropout (`float`, defaults to 0.1): dropout between its two layers (public code).
         freeze_encoders (`bool`, defaults to True): vision tower, audio tower and face encoder (backbone +
             multi-scale fusion) start frozen and stay in eval mode.
         freeze_language_model (`bool`, defaults to True): the LM base weights start frozen (LoRA trains).
@@ -251,6 +272,9 @@ class NanoEmoXConfig(PreTrainedConfig):
     audio_feature_layers: list[int] | tuple[int, ...] = (-4, -3, -2, -1)
     max_frames: int = 32
     projector_hidden_act: str = "gelu"
+    adapter_style: str = "heterogeneous"
+    face_adapter_hidden_size: int = 768
+    face_adapter_dropout: float = 0.1
     freeze_encoders: bool = True
     freeze_language_model: bool = True
     lora_preset: str = "paper"
@@ -275,6 +299,8 @@ class NanoEmoXConfig(PreTrainedConfig):
         ):
             if value not in ("all", "cls"):
                 raise ValueError(f"NanoEmoXConfig.{field} must be 'all' or 'cls', got {value!r}")
+        if self.adapter_style not in ADAPTER_STYLES:
+            raise ValueError(f"NanoEmoXConfig.adapter_style must be one of {ADAPTER_STYLES}, got {self.adapter_style!r}")
         if self.lora_preset not in LORA_PRESETS:
             raise ValueError(f"NanoEmoXConfig.lora_preset must be one of {sorted(LORA_PRESETS)}, got {self.lora_preset!r}")
         audio_layers, vision_layers = list(self.fusion_encoder_config.audio_layers), list(self.fusion_encoder_config.vision_layers)
@@ -394,6 +420,7 @@ class NanoEmoXConfig(PreTrainedConfig):
                 "num_temporal_queries": 2,
                 "num_temporal_heads": 2,
             },
+            "face_adapter_hidden_size": 12,
             "qformer_config": {
                 "hidden_size": 16,
                 "num_hidden_layers": 2,
@@ -442,7 +469,7 @@ class NanoEmoXConfig(PreTrainedConfig):
     @classmethod
     def public_code_variant(cls, **overrides) -> "NanoEmoXConfig":
         """Full size with the public reference code's choices: CLS-only visual features, LoRA r=16/alpha=32,
-        no temporal position embedding in the face branch."""
+        no temporal position embedding in the face branch (its heterogeneous adapters are the default already)."""
         config = cls(**overrides)
         config.vision_feature_select = "cls"
         config.fusion_encoder_config.vision_feature_select = "cls"

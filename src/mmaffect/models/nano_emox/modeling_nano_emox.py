@@ -45,6 +45,8 @@ MEDIA_INPUT_NAMES = (
 # The installed release's name for the KV cache: transformers 5.24 renamed `past_key_values` to `cache` in
 # every forward, output and `prepare_inputs_for_generation`; older 5.x releases use `past_key_values`.
 CACHE_NAME = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+# Written by the FaceXFormer converter (`convert facexformer`) next to the Swin backbone: FaceXFormer's multi-scale fusion.
+FACE_FUSION_WEIGHTS = "face_multiscale_fusion.safetensors"
 
 
 @dataclass
@@ -120,16 +122,46 @@ class NanoEmoXMLP(nn.Module):
 
 
 class NanoEmoXProjector(nn.Module):
-    """Adapter into the language model: ``Linear -> GELU -> Linear`` (2-layer MLP, Sec. 3.1)."""
+    """Adapter into the language model: one ``Linear`` (``hidden_features=None``), or
+    ``Linear -> act -> Dropout -> Linear`` through ``hidden_features``. `(..., in)` -> `(..., out)`."""
 
-    def __init__(self, in_features: int, out_features: int, act: str = "gelu"):
+    def __init__(self, in_features: int, out_features: int, hidden_features: int | None = None, act: str = "gelu",
+                 dropout: float = 0.0):  # fmt: skip
         super().__init__()
-        self.linear_1 = nn.Linear(in_features, out_features)
-        self.act = ACT2FN[act]
-        self.linear_2 = nn.Linear(out_features, out_features)
+        self.linear_1 = nn.Linear(in_features, hidden_features or out_features)
+        if hidden_features is None:
+            self.act = self.dropout = self.linear_2 = None
+        else:
+            self.act = ACT2FN[act]
+            self.dropout = nn.Dropout(dropout)
+            self.linear_2 = nn.Linear(hidden_features, out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear_2(self.act(self.linear_1(x)))
+        x = self.linear_1(x)
+        if self.linear_2 is None:
+            return x
+        return self.linear_2(self.dropout(self.act(x)))
+
+
+def build_adapters(config, qformer_hidden: int, face_width: int, fusion_hidden: int, text_hidden: int) -> dict[str, nn.Module]:
+    """The four adapters into the LM (``config.adapter_style``).
+
+    ``"heterogeneous"`` (default; the paper's "heterogeneous adapters" as the public code builds them): video, audio
+    and fusion get one Linear each, the face a 2-layer MLP ``face_width -> face_adapter_hidden_size -> LM`` with
+    GELU and dropout (the paper's "two-layer fully connected network with GeLU", Sec. 3.1). ``"uniform_mlp"``: every
+    adapter is ``Linear(in, LM) -> GELU -> Linear(LM, LM)``."""
+    act = config.projector_hidden_act
+    if config.adapter_style == "uniform_mlp":
+        return {
+            name: NanoEmoXProjector(width, text_hidden, text_hidden, act)
+            for name, width in (("video", qformer_hidden), ("audio", qformer_hidden), ("face", face_width), ("fusion", fusion_hidden))
+        }
+    return {
+        "video": NanoEmoXProjector(qformer_hidden, text_hidden),
+        "audio": NanoEmoXProjector(qformer_hidden, text_hidden),
+        "face": NanoEmoXProjector(face_width, text_hidden, config.face_adapter_hidden_size, act, config.face_adapter_dropout),
+        "fusion": NanoEmoXProjector(fusion_hidden, text_hidden),
+    }
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -221,7 +253,10 @@ class NanoEmoXQFormer(nn.Module):
 class NanoEmoXFaceEncoder(nn.Module):
     """FaceXFormer-style frame encoder (supplement C.1): the backbone's four stage maps are each projected to
     ``fusion_hidden_size`` channels, resized to the first stage's resolution, concatenated (deepest first) and
-    fused by a 1x1 convolution, then average-pooled: `(n, 3, S, S)` -> `(n, fusion_hidden_size)` (E_f)."""
+    fused by a 1x1 convolution, then average-pooled: `(n, 3, S, S)` -> `(n, fusion_hidden_size)` (E_f).
+
+    ``stage_projections`` / ``fuse`` are FaceXFormer's ``linear_c`` / ``linear_fuse`` (the FaceXFormer converter maps
+    them); the backbone runs without autograd whenever it is frozen, even if the fusion trains."""
 
     def __init__(self, face_config, backbone: nn.Module | None = None):
         super().__init__()
@@ -233,19 +268,42 @@ class NanoEmoXFaceEncoder(nn.Module):
         self.fuse = nn.Conv2d(width * len(stage_channels), width, kernel_size=1, bias=False)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        outputs = self.backbone(
-            pixel_values=pixel_values, output_hidden_states=True, output_hidden_states_before_downsampling=True
-        )
+        with _tower_grad_context(self.backbone):
+            outputs = self.backbone(
+                pixel_values=pixel_values.to(self.backbone.dtype),
+                output_hidden_states=True,
+                output_hidden_states_before_downsampling=True,
+            )
         stage_maps = outputs.reshaped_hidden_states[1:]  # drop the patch-embedding map; one (n, C_i, H_i, W_i) per stage
         if len(stage_maps) != len(self.stage_projections):
             raise RuntimeError(f"face backbone returned {len(stage_maps)} stage maps, expected {len(self.stage_projections)}")
         target_size = stage_maps[0].shape[-2:]
         fused = []
+        dtype = self.fuse.weight.dtype
         for stage_map, projection in zip(stage_maps, self.stage_projections):
-            projected = projection(stage_map.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            projected = projection(stage_map.to(dtype).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
             fused.append(F.interpolate(projected, size=target_size, mode="bilinear", align_corners=False))
         fused_map = self.fuse(torch.cat(fused[::-1], dim=1))
         return fused_map.mean(dim=(2, 3))
+
+    def multiscale_fusion_state_dict(self) -> dict[str, torch.Tensor]:
+        """``stage_projections.*`` and ``fuse.weight``: the part FaceXFormer trained above its backbone."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+
+    def load_multiscale_fusion(self, state: dict[str, torch.Tensor], source: str = "the checkpoint") -> None:
+        """Load ``multiscale_fusion_state_dict()``-style weights; every key and shape must match."""
+        expected = self.multiscale_fusion_state_dict()
+        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        wrong = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items() if k in state and state[k].shape != v.shape]
+        if missing or unexpected or wrong:
+            raise ValueError(
+                f"face multi-scale fusion weights of {source} do not fit the face encoder: missing {missing}, "
+                f"unexpected {unexpected}, shape mismatches (file vs model) {wrong}"
+            )
+        with torch.no_grad():
+            for name, parameter in self.named_parameters():
+                if name in state:
+                    parameter.copy_(state[name].to(parameter.dtype))
 
 
 class NanoEmoXFaceTemporal(nn.Module):
@@ -384,7 +442,6 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
         audio_hidden = config.audio_config.hidden_size
         qformer_hidden = config.qformer_config.hidden_size
         face_width = config.face_config.fusion_hidden_size
-        act = config.projector_hidden_act
 
         # Pretrained encoders (frozen by default).
         self.vision_tower = vision_tower if vision_tower is not None else AutoModel.from_config(config.vision_config)
@@ -398,10 +455,11 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
         self.face_temporal = NanoEmoXFaceTemporal(config.face_config, config.max_frames)
         self.no_face_embedding = NanoEmoXLearnedTokens(config.num_face_tokens, face_width)
         self.fusion = NanoEmoXFusionEncoder(config.fusion_encoder_config, audio_hidden, vision_hidden)
-        self.video_projector = NanoEmoXProjector(qformer_hidden, text_hidden, act)
-        self.audio_projector = NanoEmoXProjector(qformer_hidden, text_hidden, act)
-        self.face_projector = NanoEmoXProjector(face_width, text_hidden, act)
-        self.fusion_projector = NanoEmoXProjector(config.fusion_encoder_config.hidden_size, text_hidden, act)
+        adapters = build_adapters(config, qformer_hidden, face_width, config.fusion_encoder_config.hidden_size, text_hidden)
+        self.video_projector = adapters["video"]
+        self.audio_projector = adapters["audio"]
+        self.face_projector = adapters["face"]
+        self.fusion_projector = adapters["fusion"]
         # Language model (LoRA target).
         self.language_model = (
             language_model if language_model is not None else AutoModelForCausalLM.from_config(config.text_config)
@@ -451,8 +509,9 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
         return self
 
     def _keep_frozen_encoders_in_eval(self) -> None:
-        # Dropout / layer drop / stochastic depth must not act on a frozen feature extractor.
-        for module in (self.vision_tower, self.audio_tower, self.face_encoder):
+        # Dropout / layer drop / stochastic depth must not act on a frozen feature extractor (the face backbone
+        # counts on its own: the multi-scale fusion above it may train).
+        for module in (self.vision_tower, self.audio_tower, self.face_encoder, self.face_encoder.backbone):
             if not any(p.requires_grad for p in module.parameters()):
                 module.eval()
 
@@ -548,7 +607,7 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
         frame_features = torch.zeros(num_clips, num_frames, width, dtype=dtype, device=face_pixel_values.device)
         if face_frame_mask.any():
             with _tower_grad_context(self.face_encoder):
-                encoded = self.face_encoder(face_pixel_values[face_frame_mask].to(self.face_encoder.fuse.weight.dtype))
+                encoded = self.face_encoder(face_pixel_values[face_frame_mask])
             frame_features = frame_features.masked_scatter(face_frame_mask.unsqueeze(-1), encoded.to(dtype))
         has_face = face_frame_mask.any(dim=1)
         # Rows without a face attend over all (zero) frames to stay finite, then take the no-face embedding.
@@ -796,7 +855,11 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
             vision: a CLIP checkpoint (full CLIP or vision-only, e.g. ``openai/clip-vit-large-patch14``); the
                 vision tower is taken from it.
             audio: a HuBERT-style speech encoder (e.g. ``facebook/hubert-large-ll60k``).
-            face: a Swin checkpoint for the face backbone (e.g. ``microsoft/swin-base-patch4-window7-224``).
+            face: the face branch. A folder written by the FaceXFormer converter (``convert facexformer CKPT OUT``:
+                the public FaceXFormer checkpoint, its Swin-B backbone and its trained multi-scale fusion, as in the public
+                code), or any Hugging Face Swin checkpoint (e.g. ``microsoft/swin-base-patch4-window7-224``: an
+                ImageNet backbone only, so the multi-scale fusion starts random and the P2E trainer trains it with
+                the face adapter, with a warning).
             language_model: a causal LM (e.g. ``Qwen/Qwen2.5-1.5B-Instruct``).
             config: the rest of the architecture (default: the paper's); the loaded parts' configs replace its
                 sub-configs.
@@ -822,23 +885,48 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
             tower.config.layerdrop = 0.0
             parts["audio_tower"] = tower
             config.audio_config = tower.config
+        face_fusion = None
         if face is not None:
             backbone = AutoModel.from_pretrained(face, **load_kwargs)
             if getattr(backbone.config, "model_type", None) != "swin":
                 raise ValueError(f"face checkpoint {face!r} is a {backbone.config.model_type!r} model; the face branch needs a Swin backbone")
             parts["face_backbone"] = backbone
             config.face_config.backbone_config = backbone.config
+            face_fusion = load_face_fusion_weights(face, **load_kwargs)
+            if face_fusion is not None:
+                config.face_config.fusion_hidden_size = int(face_fusion["fuse.weight"].shape[0])
+                config.face_config.multiscale_fusion_pretrained = True
         if language_model is not None:
             parts["language_model"] = AutoModelForCausalLM.from_pretrained(language_model, **load_kwargs)
             config.text_config = parts["language_model"].config
             config.tie_word_embeddings = bool(getattr(config.text_config, "tie_word_embeddings", False))
         config._validate()
         model = cls(config, **parts)
+        if face_fusion is not None:
+            model.face_encoder.load_multiscale_fusion(face_fusion, source=str(face))
         if tokenizer is not None:
             model.set_placeholder_token_ids(tokenizer)
         if dtype is not None:
             model.to(dtype)
         return model
+
+
+def load_face_fusion_weights(name_or_path: str, **load_kwargs) -> dict[str, torch.Tensor] | None:
+    """The multi-scale fusion weights (``stage_projections.*``, ``fuse.weight``) that the FaceXFormer
+    converter writes next to the Swin backbone (``FACE_FUSION_WEIGHTS``), or None for a plain Swin checkpoint."""
+    from transformers.modeling_utils import load_state_dict
+    from transformers.utils import cached_file
+
+    hub_kwargs = {k: v for k, v in load_kwargs.items() if k in ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")}
+    path = cached_file(
+        name_or_path, FACE_FUSION_WEIGHTS, _raise_exceptions_for_missing_entries=False,
+        _raise_exceptions_for_connection_errors=False, **hub_kwargs,
+    )  # fmt: skip
+    if path is None:
+        return None
+    state = load_state_dict(path)
+    dtype = load_kwargs.get("dtype")
+    return {k: v.to(dtype) if isinstance(dtype, torch.dtype) else v for k, v in state.items()}
 
 
 def _load_vision_tower(name_or_path: str, **load_kwargs) -> nn.Module:

@@ -9,6 +9,26 @@
 * face crops: OpenCV's bundled Haar cascade (or any detector callable) on the sampled frames, normalised with
   the ImageNet statistics of the Swin face backbone.
 
+Prompt format (``prompt_format``). The paper gives the task instructions (supplement D) but not the wrapper; the
+public code's is the default, ``"public_code"``::
+
+    <|im_start|>###Human: The audio and video merged info is: <Multi><fusion></Multi>. The audio content is as
+    follows: <Audio><audio></Audio>. Meanwhile, We uniformly extract facial informations from video:
+    <Video><face></Video>. Meanwhile, we uniformly sample raw frames from the video: <Video><video></Video>.
+    The subtitle of this video is: <Subtitle>...</Subtitle>. Now, please answer my question based on all the
+    provided information. [Recognition] Please select ... ###Assistant: {answer}###<|im_end|>
+
+(the sequence starts with the tokenizer's bos token, ``<|im_start|>`` for Qwen2.5 as the public code sets it; the
+answer ends with ``###`` and the eos token, both targets; ERG dialogue history is a ``<Dialogue History>`` sentence
+of the same turn). ``prompt_format="chatml"`` gives ``<|im_start|>user ...<|im_end|>`` turns with the history as
+earlier turns, without any default system prompt (Qwen's own chat template would add "You are Qwen, created by
+Alibaba Cloud..."; it is never used unless passed explicitly as ``chat_template``).
+
+Reasoning tags (``think_tokens``): ``"text"`` (default, public code) writes ``<think>`` / ``</think>`` as plain text,
+tokenised like any other text. ``"special"`` adds them as two new tokens; their embedding rows are Qwen's untrained
+padding rows, so the P2E trainer trains them (PEFT ``trainable_token_indices``, tied with the LM head) in every
+phase that uses LoRA, and refuses a non-LoRA phase whose answers contain them.
+
 Prompts carry one placeholder per modality; ``__call__`` expands each into the branch's token count so the model
 can write the branch tokens into those positions. A modality whose placeholder is absent is simply not used:
 the AT / VT / FT / VFT / AVFT / AVFMT variants of Table 8 are prompt choices (``modalities=``), not code forks.
@@ -82,12 +102,27 @@ TASK_ALIASES = {
     "mir": "MIR", "intent": "MIR",
     "erg": "ERG", "interaction": "ERG",
 }
+# The modality sentences of the ChatML format (this package's own wording).
 MODALITY_SENTENCES = {
     "fusion": "The audio and video merged info is: {token}.",
     "audio": "The audio content is as follows: {token}.",
     "face": "The facial expressions over time are: {token}.",
     "video": "We uniformly sample raw frames from the video: {token}.",
 }
+# The public code's sentences (its full-modality prompt), with its plain-text tags; "Meanwhile, " joins the face and
+# frame sentences to what precedes them.
+PUBLIC_CODE_SENTENCES = {
+    "fusion": "The audio and video merged info is: <Multi>{token}</Multi>.",
+    "audio": "The audio content is as follows: <Audio>{token}</Audio>.",
+    "face": "We uniformly extract facial informations from video: <Video>{token}</Video>.",
+    "video": "We uniformly sample raw frames from the video: <Video>{token}</Video>.",
+}
+PUBLIC_CODE_SUBTITLE = "The subtitle of this video is: <Subtitle>{}</Subtitle>."
+PUBLIC_CODE_HISTORY = "The dialogue history is: <Dialogue History>{}</Dialogue History>."
+PUBLIC_CODE_QUESTION = "Now, please answer my question based on all the provided information."
+HUMAN, ASSISTANT, ANSWER_END = "###Human: ", "###Assistant: ", "###"
+PROMPT_FORMATS = ("public_code", "chatml")
+THINK_TOKEN_STYLES = ("text", "special")
 MODALITY_LETTERS = {"a": "audio", "v": "video", "f": "face", "m": "fusion"}
 
 
@@ -188,7 +223,8 @@ class NanoEmoXProcessor(ProcessorMixin):
         image_processor: a CLIP image processor (``CLIPImageProcessorPil`` of ``openai/clip-vit-large-patch14``).
         feature_extractor: a ``Wav2Vec2FeatureExtractor`` at 16 kHz (HuBERT-Large's).
         tokenizer: the language model's tokenizer; the placeholder and ``<think>`` tokens are added if missing.
-        chat_template: Jinja chat template (defaults to the tokenizer's).
+        chat_template: Jinja chat template of the ``"chatml"`` format (defaults to plain ChatML without a system
+            prompt, never to the tokenizer's own template).
         num_video_tokens, num_audio_tokens, num_face_tokens, num_fusion_tokens: tokens each placeholder expands
             to; must equal the model's (``config.num_video_tokens`` ...).
         num_frames (`int`, defaults to 8): frames sampled uniformly per clip (public code).
@@ -201,6 +237,11 @@ class NanoEmoXProcessor(ProcessorMixin):
         face_image_mean, face_image_std: normalisation of face crops (ImageNet).
         task_identifier_style (`str`, defaults to "paper"): ``"paper"`` (``[Recog_OV]``) or ``"public_code"``
             (``[Recogn_OV]``).
+        prompt_format (`str`, defaults to "public_code"): ``"public_code"`` (``###Human: ... ###Assistant: ``,
+            answers end with ``###``) or ``"chatml"`` (``<|im_start|>user`` turns, no injected system prompt); see the
+            module docstring.
+        think_tokens (`str`, defaults to "text"): ``"text"`` (plain-text ``<think>`` tags, public code) or
+            ``"special"`` (two added tokens whose embedding rows the P2E trainer trains).
         face_detector (callable, optional): ``frame -> [(x, y, w, h)]``; default: OpenCV Haar cascade. Not saved.
     """
 
@@ -223,14 +264,19 @@ class NanoEmoXProcessor(ProcessorMixin):
         face_image_mean: Sequence[float] = tuple(IMAGENET_MEAN),
         face_image_std: Sequence[float] = tuple(IMAGENET_STD),
         task_identifier_style: str = "paper",
+        prompt_format: str = "public_code",
+        think_tokens: str = "text",
         face_detector: Callable | None = None,
         **kwargs,
     ):
+        if prompt_format not in PROMPT_FORMATS:
+            raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, got {prompt_format!r}")
+        if think_tokens not in THINK_TOKEN_STYLES:
+            raise ValueError(f"think_tokens must be one of {THINK_TOKEN_STYLES}, got {think_tokens!r}")
         if tokenizer is not None:
-            self.add_nano_emox_tokens(tokenizer)
-            if chat_template is None and getattr(tokenizer, "chat_template", None) is None:
-                chat_template = CHATML_TEMPLATE
-        super().__init__(image_processor, feature_extractor, tokenizer, chat_template=chat_template, **kwargs)
+            self.add_nano_emox_tokens(tokenizer, think_tokens=think_tokens)
+        # Never the tokenizer's own template: Qwen's injects a default system prompt into every prompt.
+        super().__init__(image_processor, feature_extractor, tokenizer, chat_template=chat_template or CHATML_TEMPLATE, **kwargs)
         if face_input not in ("crop", "full_frame"):
             raise ValueError(f"face_input must be 'crop' or 'full_frame', got {face_input!r}")
         if task_identifier_style not in TASK_IDENTIFIERS:
@@ -248,21 +294,45 @@ class NanoEmoXProcessor(ProcessorMixin):
         self.face_image_mean = [float(v) for v in face_image_mean]
         self.face_image_std = [float(v) for v in face_image_std]
         self.task_identifier_style = task_identifier_style
+        self.prompt_format = prompt_format
+        self.think_tokens = think_tokens
         self._face_detector = face_detector
 
     # ------------------------------------------------------------------ tokens
     @staticmethod
-    def add_nano_emox_tokens(tokenizer) -> dict[str, int]:
-        """Add ``<video> <audio> <face> <fusion>`` (special) and ``<think> </think>`` (kept when decoding) to
-        ``tokenizer`` if missing; returns the placeholder ids. Idempotent."""
+    def add_nano_emox_tokens(tokenizer, think_tokens: str = "text") -> dict[str, int]:
+        """Add ``<video> <audio> <face> <fusion>`` (special) to ``tokenizer`` if missing, and with
+        ``think_tokens="special"`` also ``<think> </think>`` (kept when decoding); returns the placeholder ids.
+        Idempotent."""
         vocab = tokenizer.get_vocab()
         missing = [tok for tok in PLACEHOLDERS.values() if tok not in vocab]
         if missing:
             tokenizer.add_tokens(missing, special_tokens=True)
         missing_think = [tok for tok in (THINK_START, THINK_END) if tok not in vocab]
-        if missing_think:
+        if think_tokens == "special" and missing_think:
             tokenizer.add_tokens(missing_think, special_tokens=False)
         return {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in PLACEHOLDERS.items()}
+
+    @property
+    def think_token_ids(self) -> list[int]:
+        """Ids of ``<think>`` / ``</think>`` when they are tokens of their own (``think_tokens="special"``), else []."""
+        if self.think_tokens != "special":
+            return []
+        return [self.tokenizer.convert_tokens_to_ids(tok) for tok in (THINK_START, THINK_END)]
+
+    @property
+    def sequence_start(self) -> str:
+        """Text every ``public_code`` prompt starts with: the tokenizer's bos token, or ``<|im_start|>`` when the
+        tokenizer has no bos but knows that token (Qwen2.5, as the public code sets it), else nothing."""
+        bos = getattr(self.tokenizer, "bos_token", None)
+        if bos:
+            return bos
+        return "<|im_start|>" if "<|im_start|>" in self.tokenizer.get_vocab() else ""
+
+    @property
+    def answer_suffix(self) -> str:
+        """Text appended to every target answer before the eos token (``###`` in the public-code format)."""
+        return ANSWER_END if self.prompt_format == "public_code" else ""
 
     @property
     def placeholder_token_ids(self) -> dict[str, int]:
@@ -312,26 +382,43 @@ class NanoEmoXProcessor(ProcessorMixin):
             if task is None:
                 raise ValueError("build_messages needs a task (MER, OV-MER, ERI, MIR, ERG) or an explicit instruction")
             instruction = format_task_instruction(task, candidate_labels, self.task_identifier_style)
-        parts = [MODALITY_SENTENCES[m].format(token=PLACEHOLDERS[m]) for m in parse_modalities(modalities)]
-        if subtitle:
-            ending = "" if subtitle.rstrip()[-1:] in {".", "!", "?", "…"} else "."
-            parts.append(f"The subtitle of this video is: {subtitle.rstrip()}{ending}")
-        if user_input:
-            parts.append(f"Current user input: {user_input}")
-        parts.append(instruction)
-        messages: list[dict[str, str]] = []
-        if system_prompt:
-            messages.append({"role": "system", "content": system_prompt})
+        history: list[dict[str, str]] = []
         for turn_index, turn in enumerate(dialogue_history or []):
             if isinstance(turn, dict):
                 if turn.get("role") not in ("user", "assistant", "system") or "content" not in turn:
                     raise ValueError(f"dialogue_history[{turn_index}] needs 'role' (user/assistant) and 'content', got {turn}")
-                messages.append({"role": turn["role"], "content": str(turn["content"])})
+                history.append({"role": turn["role"], "content": str(turn["content"])})
             elif isinstance(turn, (tuple, list)) and len(turn) == 2:
-                messages.append({"role": "user", "content": str(turn[0])})
-                messages.append({"role": "assistant", "content": str(turn[1])})
+                history.append({"role": "user", "content": str(turn[0])})
+                history.append({"role": "assistant", "content": str(turn[1])})
             else:
                 raise ValueError(f"dialogue_history[{turn_index}] must be a (user, assistant) pair or a message dict, got {turn!r}")
+        public = self.prompt_format == "public_code"
+        parts = []
+        for m in parse_modalities(modalities):
+            if public:
+                sentence = PUBLIC_CODE_SENTENCES[m].format(token=PLACEHOLDERS[m])
+                parts.append(f"Meanwhile, {sentence[0].lower()}{sentence[1:]}" if m in ("face", "video") and parts else sentence)
+            else:
+                parts.append(MODALITY_SENTENCES[m].format(token=PLACEHOLDERS[m]))
+        if subtitle:
+            if public:
+                parts.append(PUBLIC_CODE_SUBTITLE.format(subtitle.strip()))
+            else:
+                ending = "" if subtitle.rstrip()[-1:] in {".", "!", "?", "…"} else "."
+                parts.append(f"The subtitle of this video is: {subtitle.rstrip()}{ending}")
+        if public and history:  # the public code writes the history into the current turn (AvaMERG)
+            parts.append(PUBLIC_CODE_HISTORY.format("\n".join(f"{t['role']}: {t['content']}" for t in history)))
+            history = []
+        if user_input:
+            parts.append(f"Current user input: {user_input}")
+        if public:
+            parts.append(PUBLIC_CODE_QUESTION)
+        parts.append(instruction)
+        messages: list[dict[str, str]] = []
+        if system_prompt:
+            messages.append({"role": "system", "content": system_prompt})
+        messages.extend(history)
         messages.append({"role": "user", "content": " ".join(parts)})
         if answer is not None:
             messages.append({"role": "assistant", "content": answer})
@@ -342,9 +429,19 @@ class NanoEmoXProcessor(ProcessorMixin):
         pass its content as ``answers=`` to ``__call__`` to get labels."""
         if messages and messages[-1]["role"] == "assistant":
             messages = messages[:-1]
-        return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=add_generation_prompt, chat_template=self.chat_template
-        )
+        if self.prompt_format == "chatml":
+            return self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=add_generation_prompt, chat_template=self.chat_template
+            )
+        text = self.sequence_start
+        for message in messages:
+            if message["role"] == "system":
+                text += message["content"] + " "
+            elif message["role"] == "user":
+                text += HUMAN + message["content"] + " "
+            else:
+                text += ASSISTANT + message["content"] + ANSWER_END
+        return text + ASSISTANT if add_generation_prompt else text
 
     def build_prompt(self, task: str | None = None, **kwargs) -> str:
         """``format_prompt(build_messages(task, **kwargs))``: the generation prompt of one sample."""
@@ -452,8 +549,8 @@ class NanoEmoXProcessor(ProcessorMixin):
             audio: per sample ``None``, a file path, or a mono waveform at ``sampling_rate``.
             faces: per sample ``None`` (crops are taken from the sample's video when its prompt has ``<face>``),
                 a ``FaceTrack``, or a ``(T, S, S, 3)`` array of ready crops.
-            answers: per sample target text (or ``None``); the answer plus the end-of-turn token are appended and
-                become the only non-ignored ``labels``.
+            answers: per sample target text (or ``None``); the answer, ``answer_suffix`` (``###`` in the public-code
+                format) and the eos token are appended and become the only non-ignored ``labels``.
             padding_side: ``"left"`` (default, what batched generation needs) or ``"right"``.
             max_length: error when a sample is longer (placeholders must never be cut).
 
@@ -551,7 +648,7 @@ class NanoEmoXProcessor(ProcessorMixin):
             ids = self.tokenizer(t, add_special_tokens=False)["input_ids"]
             labels = [IGNORE_INDEX] * len(ids)
             if answers[index] is not None:
-                answer_ids = self.tokenizer(answers[index], add_special_tokens=False)["input_ids"] + [eos_id]
+                answer_ids = self.tokenizer(answers[index] + self.answer_suffix, add_special_tokens=False)["input_ids"] + [eos_id]
                 ids = ids + answer_ids
                 labels = labels + answer_ids
             if max_length is not None and len(ids) > max_length:
@@ -601,6 +698,8 @@ class NanoEmoXProcessor(ProcessorMixin):
         if prompt_length is not None:
             generated_ids = generated_ids[:, prompt_length:]
         texts = self.tokenizer.batch_decode(generated_ids, skip_special_tokens=True)
+        if self.prompt_format == "public_code":  # the answer ends at "###" (anything after would be a next turn)
+            texts = [t.split(ANSWER_END, 1)[0] for t in texts]
         return [split_reasoning(t) for t in texts]
 
     split_reasoning = staticmethod(split_reasoning)
@@ -695,6 +794,9 @@ class NanoEmoXProcessor(ProcessorMixin):
             "You are an empathetic listener. Reflect, analyze emotions, infer reasons, respond with care.",
             "The subtitle of this video is: I can't believe you did that! neutral surprise fear disgust joy",
             "user assistant system 0123456789 , . ! ? : ; ' \" ( ) [ ] < > / \n",
+            "###Human: ###Assistant: <Audio></Audio> <Video></Video> <Multi></Multi> <Subtitle></Subtitle> <think></think>",
+            "Meanwhile, we uniformly extract facial informations from video. Now, please answer my question based on "
+            "all the provided information. The audio and video merged info is. The dialogue history is.",
         ]
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
