@@ -110,3 +110,27 @@ def test_info_cli_lgsrr_hook(capsys):
         assert "not available" in captured.err
     else:
         assert code == 0 and json.loads(captured.out)["total"] > 0
+
+
+def test_heterogeneous_adapters_follow_the_public_code():
+    """Full size on the meta device: Linear 768 -> 1536 for video and audio, Linear 512 -> 1536 for fusion, and a
+    2-layer MLP 256 -> 768 -> 1536 with GELU and dropout 0.1 for the face; ``uniform_mlp`` is the same MLP everywhere."""
+    import torch
+
+    from mmaffect.models.nano_emox import NanoEmoXForConditionalGeneration
+
+    def shapes(module):
+        return [tuple(p.shape) for p in module.parameters()]
+
+    with torch.device("meta"):
+        model = NanoEmoXForConditionalGeneration(NanoEmoXConfig())
+    assert shapes(model.video_projector) == shapes(model.audio_projector) == [(1536, 768), (1536,)]
+    assert shapes(model.fusion_projector) == [(1536, 512), (1536,)]
+    assert shapes(model.face_projector) == [(768, 256), (768,), (1536, 768), (1536,)]
+    assert model.face_projector.dropout.p == 0.1 and type(model.face_projector.act).__name__ == "GELUActivation"
+    with torch.device("meta"):
+        uniform = NanoEmoXForConditionalGeneration(NanoEmoXConfig(adapter_style="uniform_mlp"))
+    assert shapes(uniform.video_projector) == [(1536, 768), (1536,), (1536, 1536), (1536,)]
+    assert shapes(uniform.fusion_projector) == [(1536, 512), (1536,), (1536, 1536), (1536,)]
+    with pytest.raises(ValueError, match="adapter_style must be one of"):
+        NanoEmoXConfig(adapter_style="moe")

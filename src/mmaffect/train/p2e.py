@@ -880,6 +880,64 @@ class P2ETrainer:
 
 
 # ----------------------------------------------------------------------------------------------------
+# Data check
+# ----------------------------------------------------------------------------------------------------
+def check_data(config: P2EConfig, phases: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Read every dataset the (named) phases use, as the trainer will, and report per dataset: the annotation path,
+    whether it was found, the records, and the records whose prompt needs media they lack (with examples and the
+    media folder searched). Nothing is trained. ``python -m mmaffect.train.p2e --config ... --check-data``."""
+    from mmaffect.datasets_scripts.instruction_data import MissingMediaWarning, read_dataset
+
+    chosen = [p for p in config.phases if not phases or p.name in phases]
+    rows = []
+    for name in config.datasets_used(chosen):
+        spec = config.datasets[name]
+        options = dict(spec.options)
+        policy = options.pop("on_missing_media", "error")
+        media_dir = options.get("media_dir")
+        row = {"dataset": name, "reader": spec.reader, "path": spec.path, "found": Path(spec.path).exists(), "policy": policy,
+               "media_dir": media_dir, "media_dir_found": None if media_dir is None else Path(media_dir).is_dir()}  # fmt: skip
+        if media_dir is not None and not row["media_dir_found"]:
+            options.pop("media_dir")  # read the annotations alone: every record then lacks its media
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MissingMediaWarning)
+                records = read_dataset(spec.reader, spec.path, on_missing_media="keep", **options)
+        except (OSError, ValueError) as error:  # missing files, format errors: the reader's message names them
+            rows.append({**row, "status": "error", "error": f"{type(error).__name__}: {error}"})
+            continue
+        lacking = []
+        for record in records:
+            has = ({"video"} if record.video else set()) | ({"audio"} if record.audio or record.video else set())
+            if record.needs() - has:
+                lacking.append(f"{record.id} (no {', '.join(sorted(record.needs() - has))})")
+        modalities: dict[str, int] = {}
+        for record in records:
+            modalities[record.modalities] = modalities.get(record.modalities, 0) + 1
+        status = "ok" if not lacking else {"skip": "media missing (dropped: skip)", "keep": "media missing (kept)"}.get(policy, "media missing")
+        rows.append({**row, "status": status, "records": len(records), "modalities": modalities,
+                     "missing_media": len(lacking), "examples": lacking[:3]})  # fmt: skip
+    return rows
+
+
+def format_data_check(rows: Sequence[Mapping[str, Any]]) -> str:
+    lines = []
+    for row in rows:
+        head = f"{row['dataset']:<17} {row['status']:<28}"
+        if row["status"] == "error":
+            lines.append(f"{head} {row['error']}")
+            continue
+        media = "" if row["media_dir"] is None else f"; media_dir {row['media_dir']} {'exists' if row['media_dir_found'] else 'does NOT exist'}"
+        text = f"{head} {row['records']} records from {row['path']} (modalities {row['modalities']}){media}"
+        if row["missing_media"]:
+            text += f"; {row['missing_media']} of {row['records']} lack media their prompt needs, e.g. {row['examples']}"
+        lines.append(text)
+    bad = [r["dataset"] for r in rows if r["status"] != "ok"]
+    lines.append(f"{len(rows) - len(bad)} of {len(rows)} datasets ready" + (f"; not ready: {bad}" if bad else ""))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------
 # Model card
 # ----------------------------------------------------------------------------------------------------
 _FALLBACK_CARD = """---
@@ -964,6 +1022,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. training.per_device_batch_size=2")
     parser.add_argument("--make-synthetic-data", metavar="DIR", help="write the synthetic corpus to DIR and use it as data_root")
     parser.add_argument("--print-config", action="store_true", help="print the resolved phases and exit")
+    parser.add_argument("--check-data", action="store_true", help="read every dataset of the (chosen) phases, report what is found and which media are missing, exit (1 if anything is not ready)")
     return parser
 
 
@@ -1040,6 +1099,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{i + 1}. {phase.name} (stage {phase.stage}): trains {phase.trainable}, lr {phase.learning_rate:g}, "
                   f"{phase.max_steps} steps, mixture {phase.mixture}")  # fmt: skip
         return 0
+    if args.check_data:
+        rows = check_data(config, args.phases)
+        print(format_data_check(rows))
+        return 0 if all(r["status"] == "ok" for r in rows) else 1
     summary = run_from_config(config, phases=args.phases)
     print(json.dumps({"final_model": summary.get("final_model"), "phases": [p.get("name") for p in summary["phases"]]}, indent=2))
     return 0
@@ -1051,6 +1114,7 @@ __all__ = [
     "answer_token_loss",
     "build_initial_model",
     "build_processor",
+    "check_data",
     "forward_loss",
     "load_config",
     "load_phase_model",
