@@ -534,6 +534,40 @@ class TrainableGroupCheck:
 # ----------------------------------------------------------------------------------------------------
 # The trainer
 # ----------------------------------------------------------------------------------------------------
+FSDP_ON_CPU_ENV = "MMAFFECT_FSDP_ON_CPU"
+
+
+def _fsdp_requested_on_cpu() -> bool:
+    """An FSDP launch (``accelerate launch --config_file configs/accelerate/p2e_fsdp.yaml``) on CPU processes.
+
+    Accelerate enables FSDP only on accelerator devices: on CPU it runs the same launch as plain DDP (MULTI_CPU)
+    without a word. With ``MMAFFECT_FSDP_ON_CPU=1`` the trainer lifts that gate (torch's FSDP2 shards on CPU with
+    gloo) - how the FSDP config is tested without GPUs; otherwise it warns."""
+    wants = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+    on_cpu = os.environ.get("ACCELERATE_USE_CPU", "false").lower() in ("1", "true", "yes") or not torch.cuda.is_available()
+    if wants and on_cpu and os.environ.get(FSDP_ON_CPU_ENV) != "1":
+        warnings.warn(f"FSDP was requested on CPU: Accelerate runs it as DDP; set {FSDP_ON_CPU_ENV}=1 to shard with FSDP2 on CPU (gloo)")
+        return False
+    return wants and on_cpu
+
+
+def _fsdp_plugin_from_env():
+    from accelerate.utils import FullyShardedDataParallelPlugin
+
+    return FullyShardedDataParallelPlugin()  # reads the FSDP_* variables `accelerate launch` sets from the config file
+
+
+def _enable_fsdp_on_cpu(accelerator, plugin) -> None:
+    from accelerate.utils import DistributedType
+
+    from accelerate.state import PartialState
+
+    if plugin is not None and accelerator.distributed_type == DistributedType.MULTI_CPU:
+        accelerator.state.distributed_type = DistributedType.FSDP
+        accelerator.state.fsdp_plugin = plugin
+        PartialState._shared_state["distributed_type"] = DistributedType.FSDP  # every later AcceleratorState() copies it
+
+
 def _phase_record(phase: PhaseSpec) -> dict[str, Any]:
     record = asdict(phase)
     record["data"] = {task: [asdict(ref) for ref in refs] for task, refs in phase.data.items()}
@@ -550,12 +584,15 @@ class P2ETrainer:
         self.config = config
         training = config.training
         if accelerator is None:
+            fsdp_on_cpu = _fsdp_plugin_from_env() if _fsdp_requested_on_cpu() else None
             accelerator = Accelerator(
                 mixed_precision=training.mixed_precision,
                 log_with=list(training.report_to) or None,
                 project_dir=config.output_dir,
                 kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=training.ddp_find_unused_parameters)],
+                **({"fsdp_plugin": fsdp_on_cpu} if fsdp_on_cpu else {}),
             )
+            _enable_fsdp_on_cpu(accelerator, fsdp_on_cpu)
         self.accelerator = accelerator
         self.output_dir = Path(config.output_dir)
         self.interrupt_after_steps = dict(interrupt_after_steps or {})
@@ -845,13 +882,14 @@ class P2ETrainer:
                     unwrapped, _, _ = prepare_phase_model(self.config, phase, init_from, fsdp=True)
                 unwrapped.load_state_dict(state)
         # Each folder is staged and renamed into place (mmaffect.checkpoints): never a partial model folder.
-        if phase.uses_lora:
+        saving = accelerator.is_main_process or accelerator.distributed_type != DistributedType.FSDP  # FSDP: main holds the copy
+        if phase.uses_lora and saving:
             if accelerator.is_main_process:
                 with publish_folder(phase_dir / "lora_adapter", what="LoRA adapter") as staging:
                     unwrapped.save_pretrained(str(staging))
             unwrapped = unwrapped.merge_and_unload()
         disable = getattr(unwrapped, "activation_checkpointing_disable", None) or getattr(unwrapped, "gradient_checkpointing_disable", None)
-        if disable is not None:
+        if disable is not None and saving:
             disable()
         if accelerator.is_main_process:
             with publish_folder(phase_dir / "model", what="phase model") as staging:
@@ -870,6 +908,7 @@ class P2ETrainer:
             "model": str(phase_dir / "model"),
             "lora_adapter": str(phase_dir / "lora_adapter") if phase.uses_lora else None,
             "world_size": accelerator.num_processes,
+            "distributed_type": str(accelerator.distributed_type.value),
         }
         if accelerator.is_main_process:
             write_text_atomic(phase_dir / DONE_FILE, json.dumps(result, indent=2, default=str))
