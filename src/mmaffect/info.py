@@ -38,7 +38,7 @@ NANO_EMOX_BRANCHES = [
     (
         "Face branch",
         [
-            ("face_encoder", "FaceXFormer-style encoder: Swin backbone + multi-scale MLP fusion (frozen)"),
+            ("face_encoder", "FaceXFormer encoder: Swin backbone + multi-scale MLP fusion (frozen; a random fusion trains in P2E)"),
             ("face_temporal", "temporal queries + cross-attention"),
             ("no_face_embedding", "learned 'no face' tokens"),
             ("face_projector", "adapter -> LM"),

@@ -1023,7 +1023,10 @@ def write_model_card(model_dir: Path, config: P2EConfig, summary: Mapping[str, A
         "batch": f"{config.training.per_device_batch_size} x {config.training.gradient_accumulation_steps} accumulation",
         "mixed_precision": config.training.mixed_precision,
         "world_size": str(summary["phases"][-1].get("world_size", 1)) if summary.get("phases") else "1",
-        "total_steps": str(sum(p.max_steps for p in config.phases)),
+        "total_steps": f"{sum(p.max_steps for p in config.phases):,}",
+        "step_unit": {"micro_batch": "micro-batches", "optimizer_step": "optimizer steps"}[config.training.step_unit],
+        "accumulation": str(config.training.gradient_accumulation_steps),
+        "prompt_format": str((config.model.get("processor") or {}).get("kwargs", {}).get("prompt_format", "public_code")),
         "date": time.strftime("%Y-%m-%d"),
     }
     text = string.Template(template).safe_substitute(values)
