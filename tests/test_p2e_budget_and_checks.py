@@ -128,3 +128,23 @@ def test_release_layout_gets_past_every_path_and_reports_missing_media(shared_da
     # ... and what the release does not ship is named
     assert "M3ED/annotation.json does not exist" in lines["m3ed"] and "AvaMERG/train.json does not exist" in lines["avamerg"]
     assert "0 of 9 datasets ready" in out
+
+
+@pytest.mark.shared_data
+def test_training_on_the_release_stops_before_any_model_with_the_data_report(shared_data, tmp_path, capsys):
+    release = shared_data / "nano_emox_release" / "data"
+    # the real config's components are Hub ids that do not resolve offline: reaching them would be a different error
+    with pytest.raises(P2EConfigError, match=r"data not ready for phase\(s\) \['phase1_speech'.*'crema_d'.*'merr_fine'"):
+        main(["--config", str(CONFIGS / "p2e_nano_emox.yaml"), "--data-root", str(release), "--output-dir", str(tmp_path / "run"),
+              "--set", "training.mixed_precision=no"])  # the precision of this process's other P2E tests (one AcceleratorState)
+    out = capsys.readouterr().out
+    assert "[data] mintrec2" in out and "MIntRec2/video does NOT exist" in out and "[data] 0 of 9 datasets ready" in out
+    assert not (tmp_path / "run" / "phase1_speech").exists()  # nothing was built or written for a phase
+
+
+def test_the_data_check_runs_before_the_first_phase(corpus, tmp_path):
+    missing = tmp_path / "no_such_avamerg.json"  # a dataset of the last phase only
+    config = load_run_config(TINY, data_root=corpus, output_dir=tmp_path, sets=[f"datasets.avamerg.path={missing}"])
+    with pytest.raises(P2EConfigError, match=r"data not ready.*\['avamerg'\]"):
+        run_from_config(config)
+    assert not (tmp_path / "phase1_speech").exists()  # found before the first phase, not after three

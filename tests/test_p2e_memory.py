@@ -33,8 +33,13 @@ def test_phase3_counts_and_estimate_rows(bench):
     assert all(value > 0 and how for _, value, how in rows)
     names = [name for name, _, _ in rows]
     assert "frozen weights (bf16)" in names and "autocast bf16 copies of trainable matrices" in names
-    logits = dict((n, v) for n, v, _ in rows)["LM head + cross-entropy at answer positions"]
-    assert abs(logits - 3 * 256 * full.text_config.vocab_size * 16 / 1024**3) < 1e-9  # bf16 + fp32 copy + log-softmax + grads
+    logits = dict((n, v) for n, v, _ in rows)[f"{bench.LOSS_BACKWARD}: logits + cross-entropy at answer positions"]
+    assert abs(logits - 3 * 256 * full.text_config.vocab_size * bench.CE_BYTES_PER_LOGIT / 1024**3) < 1e-9
+    shorter = bench.estimate_memory({**counts, "frozen_base": 2_250_000_000, "trainable": 98_000_000}, full, bench.Shapes(answer_tokens=128))
+    assert dict((n, v) for n, v, _ in shorter)[f"{bench.LOSS_BACKWARD}: logits + cross-entropy at answer positions"] == pytest.approx(logits / 2)
+    # the total counts the larger of the two peak moments, not both
+    peaks = [v for n, v, _ in rows if n.startswith(("peak A", "peak B"))]
+    assert len(peaks) == 2 and bench.estimate_total(rows) == pytest.approx(sum(v for _, v, _ in rows) - min(peaks))
     assert "CUDA context + allocator slack" not in [n for n, _, _ in bench.estimate_memory(counts, full, device="cpu")]
 
 
@@ -60,3 +65,12 @@ def test_results_section_is_replaced_in_place(bench, tmp_path):
     bench.write_results(section.replace("0.500", "0.250"), results)
     text = results.read_text(encoding="utf-8")
     assert text.count(bench.START) == 1 and "keep me" in text and "0.250 s" in text and "0.500 s" not in text
+
+
+def test_calibration_table_reports_error_and_unmeasured_allocator(bench):
+    estimate = bench.estimate("S", device="cpu")
+    measured = {"device": "cpu", "counts": estimate["counts"], "step_peak_gib": estimate["total_gib"] / 1.1, "step_seconds_median": 2.0}
+    row = {"size": "S", "measured": measured, "measured_default": None, "estimate": estimate, "error": 0.1}
+    text = bench.markdown([], [row])
+    assert "| +10.0 % |" in text and "not measured" in text and "within the 15 % target" in text
+    assert "OUTSIDE the 15 % target" in bench.markdown([], [{**row, "error": -0.2}])

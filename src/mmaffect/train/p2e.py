@@ -631,6 +631,8 @@ class P2ETrainer:
             (self.output_dir / "p2e_config.json").write_text(
                 json.dumps({k: v for k, v in config.raw.items() if k != "config_dir"}, indent=2, default=str), encoding="utf-8"
             )
+        to_run = [p for p in config.phases if (wanted is None or p.name in wanted) and not (self.phase_dir(p) / DONE_FILE).is_file()]
+        self.check_data_first(to_run)
         if self.config.training.report_to:
             self.accelerator.init_trackers(f"p2e_{config.strategy}", config={"strategy": config.strategy, "seed": config.seed})
         summary: dict[str, Any] = {"strategy": config.strategy, "phases": []}
@@ -663,6 +665,23 @@ class P2ETrainer:
         if self.config.training.report_to:
             self.accelerator.end_training()
         return summary
+
+    def check_data_first(self, phases: Sequence[PhaseSpec]) -> None:
+        """Every dataset of the phases about to run, read before any model is built (minutes at full size): a missing
+        annotation file, or media missing where ``on_missing_media`` is ``error`` (the default), stops the run here
+        with the whole report of ``--check-data``, not at the first bad record of the first phase."""
+        if not phases:
+            return
+        rows = check_data(self.config, [p.name for p in phases])
+        blocking = [r["dataset"] for r in rows if r["status"] in ("error", "media missing")]
+        if blocking or any(r["status"] != "ok" for r in rows):
+            self.log("[data] " + format_data_check(rows).replace("\n", "\n[data] "))
+        if blocking:
+            raise P2EConfigError(
+                f"data not ready for phase(s) {[p.name for p in phases]}: {blocking} (the [data] lines above name each "
+                "missing file or folder; on_missing_media: skip / keep trains without the missing media; --check-data "
+                "prints the report without training)"
+            )
 
     # ------------------------------------------------------------------ one phase
     def run_phase(self, index: int, phase: PhaseSpec, init_from: Path | None) -> dict[str, Any]:
