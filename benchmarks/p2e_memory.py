@@ -474,16 +474,18 @@ def markdown(results: list[dict], calibration: list[dict] | None = None, command
         device = calibration[0]["measured"]["device"]
         lines += [
             f"**Calibration (MEASURED on this CPU: {device}; no GPU was lent to this task).** A phase-3 step of the "
-            "trainer (bf16 autocast with native AMX bf16, gradient checkpointing, frozen weights in bf16, LoRA r=32 + "
+            "trainer (bf16 autocast, gradient checkpointing, frozen weights in bf16, LoRA r=32 + "
             "adapters + fusion + face fusion training, AdamW) at reduced sizes, each in its own process; measured = peak "
             "RSS (sampled every 2 ms) during steps 2-3 minus the process RSS before the model was built. *Live*: with "
             "`MALLOC_MMAP_THRESHOLD_=65536`, so that freed tensors leave the RSS (the CPU counterpart of CUDA's "
             "`max_memory_allocated`; the calibration target); *default glibc*: the same step with the default allocator, "
             "whose heap keeps freed memory (what `top` shows for an unconfigured run). Estimate = `estimate_memory` at the "
-            "same size, CPU rows (no CUDA context). Step times are on 2 cores shared with other jobs (load ~8): not a "
+            "same size, CPU rows (no CUDA context). Step times are on 2 cores shared with other jobs (load 4-8, one thread): not a "
             "speed figure.",
             "",
-            f"Command: `{command or 'OMP_NUM_THREADS=2 nice -n 10 python benchmarks/p2e_memory.py --calibrate --write-results'}`",
+            f"Command: `{command or 'OMP_NUM_THREADS=2 nice -n 10 python benchmarks/p2e_memory.py --calibrate --write-results'}` "
+            "(each size's measurement is a JSON file in `outputs/p2e_memory/`, made by the first `--calibrate` run that "
+            "needs it and reused by later runs, which recompute only the estimates).",
             "",
             "| size | model and batch | parameters (trainable) | estimate GiB | measured GiB (live) | error | measured GiB (default glibc) | step s |",
             "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -511,8 +513,9 @@ def markdown(results: list[dict], calibration: list[dict] | None = None, command
             lines += [f"| {name} | {value:.2f} | {how} |" for name, value, how in result["rows"]]
             verdict = "fits" if result["total_gib"] < 24 else "does NOT fit"
             lines += [f"| **total (ESTIMATE)** | **{result['total_gib']:.1f}** | all rows but the smaller of peak A / peak B; {verdict} in 24 GB (RTX 4090) |", ""]
-            lines += ["Step time at full size, and so the hours for the paper's budget, need a GPU: "
-                      "`python benchmarks/p2e_memory.py --device cuda --write-results` (not run: no GPU).", ""]  # fmt: skip
+            lines += ["**Not measured: the full-size GPU figures** (peak memory and step time of phase 3 at batch 3, and from "
+                      "the step time the hours for the paper's 345k micro-batches against its 32 h): no GPU was lent to this "
+                      "task. The command that measures them: `python benchmarks/p2e_memory.py --device cuda --write-results`.", ""]  # fmt: skip
         else:
             peak = result.get("peak_allocated_gib", result.get("step_peak_gib", result.get("peak_rss_gib")))
             line = (f"**MEASURED** on {result['device']} ({result['preset']} model, batch {result['batch']}, {result['mixed_precision']}, "
@@ -559,7 +562,9 @@ def main(argv=None) -> int:
             print("no CUDA device: reporting the ESTIMATE only", file=sys.stderr)
         else:
             results.append(measure(args.device, args.preset, steps=args.steps))
-    section = markdown(results, calibration)
+    command = " ".join(["OMP_NUM_THREADS=" + os.environ.get("OMP_NUM_THREADS", "(unset)"), "python", "benchmarks/p2e_memory.py",
+                        *(sys.argv[1:] if argv is None else argv)])  # fmt: skip
+    section = markdown(results, calibration, command)
     print(section)
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "calibration": calibration}, indent=2, default=str), encoding="utf-8")

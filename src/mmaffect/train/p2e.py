@@ -673,14 +673,19 @@ class P2ETrainer:
         if not phases:
             return
         rows = check_data(self.config, [p.name for p in phases])
-        blocking = [r["dataset"] for r in rows if r["status"] in ("error", "media missing")]
+        blocking = [r for r in rows if r["status"] in ("error", "media missing")]
         if blocking or any(r["status"] != "ok" for r in rows):
             self.log("[data] " + format_data_check(rows).replace("\n", "\n[data] "))
         if blocking:
+            details = "; ".join(
+                f"{r['dataset']}: {r['error']}" if r["status"] == "error" else
+                f"{r['dataset']}: {r['missing_media']} of {r['records']} records lack their media (media_dir {r['media_dir']}"
+                f"{'' if r['media_dir_found'] else ' does not exist'})"
+                for r in blocking
+            )  # fmt: skip
             raise P2EConfigError(
-                f"data not ready for phase(s) {[p.name for p in phases]}: {blocking} (the [data] lines above name each "
-                "missing file or folder; on_missing_media: skip / keep trains without the missing media; --check-data "
-                "prints the report without training)"
+                f"data not ready for phase(s) {[p.name for p in phases]}: {[r['dataset'] for r in blocking]} - {details} "
+                "(on_missing_media: skip / keep trains without the missing media; --check-data prints the report alone)"
             )
 
     # ------------------------------------------------------------------ one phase
