@@ -50,8 +50,10 @@ def _is_missing(value) -> bool:
     if value is None:
         return True
     try:
-        return value != value  # NaN is the only value unequal to itself
-    except Exception:  # pragma: no cover - exotic objects
+        # NaN is the only value unequal to itself; bool() inside the try: a numpy array compares
+        # element-wise, and its truth value is ambiguous (an array is never "missing")
+        return bool(value != value)
+    except Exception:
         return False
 
 
