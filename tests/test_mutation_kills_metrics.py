@@ -504,3 +504,40 @@ def test_wheel_folder_resolution_messages(tmp_path, monkeypatch):
     complete = write_toy_wheel_dir(tmp_path / "ok")
     monkeypatch.setenv("MMAFFECT_WHEEL_DIR", str(complete))
     assert resolve_wheel_dir(None) == complete.resolve()
+
+
+def test_official_extraction_reads_only_the_first_think_block():
+    assert extract_emotion_from_response(
+        "I say the emotion of the speaker is angry <think>the emotion of the speaker is calm</think>") == "calm"
+    assert extract_emotion_from_response(
+        "<think>the emotion of the speaker is calm</think> later <think>more") == "calm"
+
+
+def test_unknown_prediction_lists_show_ten_labels_under_both_protocols():
+    unknown = [f"w{i:02d}" for i in range(12)]
+    for protocol in ("mmaffect", "official"):
+        with pytest.raises(ValueError) as error:
+            erg_hit_rate(unknown, ["sad"] * 12, protocol=protocol)
+        listed = str(error.value).split("[", 1)[1].split("]", 1)[0]
+        assert listed.count(",") == 9  # ten labels shown
+
+
+def test_official_fallback_counts_an_unknown_prediction_as_neutral():
+    assert erg_hit_rate(["meh", "sad"], ["neutral", "neutral"], unknown_prediction="neutral", protocol="official") == 0.5
+
+
+def test_official_distinct_n_lower_cases_before_the_tokenizer():
+    seen = []
+    distinct_n(["Hello World"], 1, tokenizer=lambda text: seen.append(text) or text.split())
+    assert seen == ["hello world"]
+
+
+def test_erg_scores_passes_the_map_and_the_protocols_on():
+    table = {"glad": "happy", "joyful": "happy"}
+    assert erg_scores(["glad"], ["joyful"], coarse_map=table)["hit_rate"] == 1.0
+    official = erg_scores(["Joyful"], ["joyful"], protocol="official", unknown_prediction="neutral")
+    assert official["hit_rate"] == 0.0 and official["accuracy"] == 0.0
+    guarded = erg_scores(["Joyful"], ["joyful"], protocol="mmaffect", responses=["A a"])
+    assert guarded["hit_rate"] == 1.0 and guarded["accuracy"] == 1.0
+    assert guarded["dist_1"] == 1.0  # case kept: 'A' and 'a' differ (official would lower-case: 0.5)
+    assert erg_scores(["sad"], ["sad"], protocol="official", responses=["A a"])["dist_1"] == 0.5
