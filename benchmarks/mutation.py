@@ -13,6 +13,7 @@ crash; a mutant that no selected test reaches counts as survived ("no tests"). E
     python benchmarks/mutation.py                       # every module
     python benchmarks/mutation.py metrics_mer collator  # some modules
     python benchmarks/mutation.py --report-only         # tables from the stored results
+    python benchmarks/mutation.py --retest-survivors X  # after adding tests: rerun X's survivors only
 """
 
 from __future__ import annotations
@@ -84,8 +85,24 @@ def mutant_patterns(spec: dict) -> list[str]:
     return patterns
 
 
-def run_module(name: str, spec: dict, folder: Path, max_children: int) -> float:
+def survivors(spec: dict, folder: Path) -> list[str]:
+    """Mutants of the module's last run that no test killed (to retest them after adding tests)."""
+    names = []
+    for path in spec["mutate"]:
+        meta = folder / "mutants" / (path + ".meta")
+        if meta.exists():
+            codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+            names += [mutant for mutant, code in codes.items() if status_of(code) not in KILLED]
+    patterns = mutant_patterns(spec)
+    return [m for m in names if any(fnmatch.fnmatchcase(m, pattern) for pattern in patterns)]
+
+
+def run_module(name: str, spec: dict, folder: Path, max_children: int, retest_survivors: bool = False) -> float:
     names = mutant_patterns(spec) if "functions" in spec else []
+    if retest_survivors:
+        names = survivors(spec, folder)
+        if not names:
+            return 0.0
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
            "HF_HUB_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     log = folder / "mutmut.log"
@@ -170,6 +187,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-children", type=int, default=1, help="parallel mutant workers (default 1)")
     parser.add_argument("--list-survivors", action="store_true", help="print every surviving mutant")
     parser.add_argument("--diffs", action="store_true", help="print the diff of every surviving mutant")
+    parser.add_argument("--retest-survivors", action="store_true",
+                        help="rerun only the stored survivors (after adding tests; mutmut keeps other results)")
     args = parser.parse_args(argv)
 
     config = tomllib.loads(MODULES_FILE.read_text(encoding="utf-8"))
@@ -186,7 +205,7 @@ def main(argv=None) -> int:
         folder = REPO / "outputs" / "mutation" / name
         if not args.report_only:
             folder = prepare(name, spec, config.get("defaults", {}), args.fresh)
-            elapsed = run_module(name, spec, folder, args.max_children)
+            elapsed = run_module(name, spec, folder, args.max_children, args.retest_survivors)
         row = collect(name, spec, folder, equivalents)
         if row is None:
             print(f"[{name}] no results (run it first)", file=sys.stderr)
