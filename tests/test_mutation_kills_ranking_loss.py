@@ -157,3 +157,35 @@ def test_error_messages_name_both_shapes_and_the_temperature():
     with pytest.raises(ValueError, match="^temperature must be > 0, got -0.5$"):
         neural_ndcg(torch.zeros(2, 4), torch.ones(2, 4), temperature=-0.5)
     assert neural_ndcg(torch.zeros(1, 2), torch.ones(1, 2), temperature=1e-9).isfinite()
+
+
+def test_stochastic_loss_is_the_mean_over_gumbel_perturbed_log_scores():
+    # the stochastic NeuralSort recipe written out: log(shifted scores) + beta * Gumbel, with the same draws
+    scores = torch.tensor([[0.5, 2.0, 1.0, 3.0], [1.5, 0.5, 2.0, 0.2]])
+    rel = torch.tensor([[1.0, 3.0, 2.0, 5.0], [2.0, 3.0, 1.0, 4.0]])
+    n_samples, beta = 5, 0.8
+    uniform = torch.rand((n_samples, 2, 4), generator=torch.Generator().manual_seed(4))
+    gumbel = -torch.log(-torch.log(uniform))
+    logs = torch.log(scores)  # every score is positive: no shift
+    per_sample = [1 - neural_ndcg(logs + beta * gumbel[i], rel, temperature=0.5) for i in range(n_samples)]
+    want = 1 - sum(value.item() for value in per_sample) / n_samples
+    got = neural_ndcg(scores, rel, temperature=0.5, stochastic=True, n_samples=n_samples, beta=beta,
+                      generator=torch.Generator().manual_seed(4))
+    assert got.item() == pytest.approx(want, abs=1e-5)
+
+
+def test_stochastic_defaults_are_32_samples_and_beta_0_1():
+    scores, rel = SCORES.abs() + 0.1, RELEVANCE
+
+    def run(**kwargs):
+        return neural_ndcg(scores, rel, stochastic=True, generator=torch.Generator().manual_seed(7), **kwargs).item()
+
+    assert run() == pytest.approx(run(n_samples=32, beta=0.1), abs=1e-7)
+    assert run() != pytest.approx(run(n_samples=33, beta=0.1), abs=1e-7)
+    assert run() != pytest.approx(run(n_samples=32, beta=1.1), abs=1e-7)
+
+
+def test_integer_relevance_and_dtype_of_the_empty_loss():
+    assert neural_ndcg(SCORES, RELEVANCE.long()).item() == pytest.approx(neural_ndcg(SCORES, RELEVANCE).item())
+    empty = neural_ndcg(SCORES.to(torch.bfloat16), torch.zeros_like(RELEVANCE))
+    assert empty.dtype == torch.bfloat16 and empty.item() == 0.0
