@@ -451,6 +451,11 @@ def test_a_blank_first_row_cell_adds_no_wheel_word(tmp_path):
     wheels = load_emotion_wheels(folder)
     assert {word for word in wheels.wheel_maps[1] if word} == {"happy", "joyful", "delighted", "sad", "lonely", "grief"}
     assert wheels.wheel_maps[1]["delighted"] == "happy" and wheels.wheel_maps[1]["grief"] == "sad"
+    # blank level1 / level2 cells on the first row: no invented word appears either
+    pd.DataFrame([(None, None, "Delighted"), ("Sad", "Lonely", "Grief")],
+                 columns=["level1", "level2", "level3"]).to_excel(folder / "wheel3.xlsx", index=False)
+    wheels = load_emotion_wheels(folder)
+    assert {word for word in wheels.wheel_maps[2] if word} == {"delighted", "sad", "lonely", "grief"}
 
 
 def test_bad_wheel_cells_name_file_row_and_column(tmp_path):
