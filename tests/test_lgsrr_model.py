@@ -218,11 +218,17 @@ def test_separate_encoders_and_one_batched_call():
     n_shared = sum(p.numel() for p in shared.parameters())
     n_separate = sum(p.numel() for p in separate.parameters())
     assert n_separate - n_shared == sum(p.numel() for p in separate.lgsrr.aspect_encoder.parameters())
+    padded = make_model(sequence_packing="none")
     calls = []
-    handle = shared.lgsrr.text_encoder.register_forward_hook(lambda m, a, k, o: calls.append(k["input_ids"].shape), with_kwargs=True)
-    shared(**make_batch())
-    handle.remove()
-    assert calls == [(B * (1 + K), 11)]
+    for model in (shared, padded):
+        handle = model.lgsrr.text_encoder.register_forward_hook(lambda m, a, k, o: calls.append(k["input_ids"].shape),
+                                                                with_kwargs=True)
+        model(**make_batch())
+        handle.remove()
+    real_tokens = B * 7 + B * K * 11
+    # default ("auto" -> "varlen" for BERT): one call on the real tokens, rounded up to packing_multiple (64)
+    assert shared.lgsrr.packing_mode() == "varlen"
+    assert calls == [(1, -(-real_tokens // 64) * 64), (B * (1 + K), 11)]
     assert separate(**make_batch()).logits.shape == (B, NUM_LABELS)
 
 

@@ -9,6 +9,7 @@ DEFAULT_ASPECTS = ("actions", "expressions", "interactions")
 POOLINGS = ("cls", "mean", "mean_padded")
 INCONSISTENCY_SCALES = ("sample", "batch")
 FUSIONS = ("relational", "sum", "or", "and", "not", "combination")
+PACKING_MODES = ("auto", "varlen", "block_diagonal", "separate", "none")
 
 
 class LGSRRConfig(PreTrainedConfig):
@@ -55,15 +56,31 @@ class LGSRRConfig(PreTrainedConfig):
             `"combination"` (or, and, not concatenated, through Linear + GELU).
         classifier_dropout (`float`, defaults to 0.0): dropout on the fused feature before the
             classifier (the reference code uses none).
-        sequence_packing (`bool`, defaults to `False`):
-            With a shared encoder, pack the real tokens of the text and all descriptions of a batch
-            into rows of `packing_row_length` tokens with a block-diagonal attention mask and
-            per-sequence position ids, instead of padding every sequence to the longest one. Same
-            features (up to float rounding) for far fewer tokens. Needs an encoder with absolute
-            position ids starting at 0 that accepts `position_ids` and a 4-D attention mask (BERT,
-            MiniLM, ...; not RoBERTa-style offsets); not combined with `"mean_padded"` pooling.
-        packing_row_length (`int`, defaults to 256): tokens per packed row (at least the longest
-            sequence of the batch is used).
+        sequence_packing (`str`, defaults to `"auto"`):
+            How the encoder sees the text and the K descriptions of a batch (all modes compute the same
+            features, up to float rounding):
+
+            - `"varlen"`: only real tokens. The real tokens of every sequence are laid end to end in
+              one row (projections, feed-forward and LayerNorm run on real tokens only), position ids
+              restart at 0 for each sequence, and the attention is computed per sequence by an
+              attention function registered in transformers' `AttentionInterface`. Needs an encoder
+              that takes absolute `position_ids` starting at 0 and dispatches attention through
+              `config._attn_implementation` (BERT, MiniLM, ...; not RoBERTa-style position offsets).
+            - `"block_diagonal"` (or `True`): the real tokens are packed into rows of
+              `packing_row_length` tokens with a block-diagonal 4-D attention mask.
+            - `"separate"`: the text and the descriptions are padded to their own longest length,
+              two encoder calls.
+            - `"none"` (or `False`): text and descriptions padded to one common length, one call.
+            - `"auto"`: `"varlen"` for BERT encoders (and pooling other than `"mean_padded"`),
+              `"none"` otherwise.
+
+            `"varlen"` and `"block_diagonal"` remove padding, so they cannot be combined with
+            `"mean_padded"` pooling. Returning hidden states or attentions uses the padded path.
+        packing_row_length (`int`, defaults to 256): tokens per packed row of `"block_diagonal"` (at
+            least the longest sequence of the batch is used).
+        packing_multiple (`int`, defaults to 64): `"varlen"` pads the packed token count up to a
+            multiple of this (filler tokens attend to nothing and are dropped), so the encoder sees
+            few distinct shapes: oneDNN (bf16) builds a kernel per new shape, `torch.compile` a graph.
         initializer_range (`float`, defaults to 0.02): std of the heads' initial weights.
     """
 
@@ -87,8 +104,9 @@ class LGSRRConfig(PreTrainedConfig):
     use_ranking_loss: bool = True
     fusion: str = "relational"
     classifier_dropout: float = 0.0
-    sequence_packing: bool = False
+    sequence_packing: str | bool = "auto"
     packing_row_length: int = 256
+    packing_multiple: int = 64
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
@@ -117,8 +135,20 @@ class LGSRRConfig(PreTrainedConfig):
         ):
             if value not in allowed:
                 raise ValueError(f"LGSRRConfig.{name} must be one of {allowed}, got {value!r}")
-        if self.sequence_packing and self.pooling == "mean_padded":
-            raise ValueError("LGSRRConfig.sequence_packing removes padding, so it cannot be used with pooling='mean_padded'")
+        if isinstance(self.sequence_packing, bool):  # configs saved before the modes had names
+            self.sequence_packing = "block_diagonal" if self.sequence_packing else "none"
+        if self.sequence_packing not in PACKING_MODES:
+            raise ValueError(f"LGSRRConfig.sequence_packing must be one of {PACKING_MODES}, got {self.sequence_packing!r}")
+        if self.sequence_packing in ("varlen", "block_diagonal") and self.pooling == "mean_padded":
+            raise ValueError(
+                f"LGSRRConfig.sequence_packing={self.sequence_packing!r} removes padding, so it cannot be used with "
+                "pooling='mean_padded' (use 'none', 'separate' or 'auto')"
+            )
+        if self.packing_multiple < 1 or self.packing_row_length < 1:
+            raise ValueError(
+                f"LGSRRConfig.packing_multiple ({self.packing_multiple}) and packing_row_length "
+                f"({self.packing_row_length}) must be >= 1"
+            )
         if self.ranking_temperature <= 0:
             raise ValueError(f"LGSRRConfig.ranking_temperature must be > 0, got {self.ranking_temperature}")
 

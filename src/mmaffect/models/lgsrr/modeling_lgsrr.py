@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers import AttentionInterface, AutoConfig, AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_lgsrr import LGSRRConfig
@@ -126,6 +127,105 @@ def _right_pad(tensor: torch.Tensor, length: int, value: int) -> torch.Tensor:
     return F.pad(tensor, (0, length - tensor.shape[-1]), value=value)
 
 
+VARLEN_ATTENTION = "lgsrr_varlen_sdpa"
+# Encoders whose embeddings take absolute position ids from 0 and whose layers dispatch attention
+# through `config._attn_implementation`: `sequence_packing="auto"` picks "varlen" for these.
+VARLEN_ENCODER_TYPES = ("bert",)
+
+
+class _PairedGather(torch.autograd.Function):
+    """`rows = x[index]` (an index equal to `len(x)` reads a zero row) for an `index` whose `inverse`
+    maps the rows back: the gradient is again a gather, `grad[inverse]`, never a scatter-add (which is
+    serial on a CPU, and what `index_select`'s own gradient becomes under torch.compile)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, index: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(inverse)
+        return _gather_rows(x, index)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (inverse,) = ctx.saved_tensors
+        return _gather_rows(grad, inverse), None, None
+
+
+def _gather_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    return torch.cat([x, x.new_zeros(1, *x.shape[1:])]).index_select(0, index)
+
+
+def varlen_sdpa_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    lgsrr_block_index: torch.Tensor | None = None,
+    lgsrr_token_index: torch.Tensor | None = None,
+    lgsrr_key_mask: torch.Tensor | None = None,
+    **kwargs,
+):
+    """Attention over packed sequences, as a transformers attention function (`AttentionInterface`).
+
+    query, key, value `(1, heads, T, head_dim)`: the real tokens of N sequences laid end to end,
+    possibly followed by filler tokens. The attention itself is computed per sequence in an `(N, L)`
+    padded layout with masked keys, exactly as padded attention; the rest of the layer (projections,
+    feed-forward, LayerNorm) runs on the T packed tokens. The layout comes from `LGSRRModel`:
+    `lgsrr_block_index` `(N·L,)` (the packed token of each padded slot, T for padding),
+    `lgsrr_token_index` `(T,)` (the slot of each packed token, N·L for filler) and `lgsrr_key_mask`
+    `(N, 1, 1, L)` (real keys). Filler tokens get a zero output. Returns `((1, T, heads, head_dim), None)`.
+
+    Without the `lgsrr_*` arguments (a padded call of the same encoder) it runs the encoder's
+    previous implementation (`sdpa`, `eager`, ...), remembered by `_use_varlen_attention`.
+    """
+    if lgsrr_block_index is None or lgsrr_token_index is None or lgsrr_key_mask is None:
+        previous = getattr(module, "_lgsrr_padded_attention", "sdpa")
+        if previous == "eager":  # the model's own eager function (transformers registers no global one)
+            padded_attention = getattr(sys.modules[type(module).__module__], "eager_attention_forward", None)
+        else:
+            padded_attention = AttentionInterface._global_mapping.get(previous)
+        if padded_attention is None:
+            raise ValueError(f"{type(module).__name__}: no attention function {previous!r} for a padded call")
+        return padded_attention(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+
+    num_seqs, length = lgsrr_key_mask.shape[0], lgsrr_key_mask.shape[-1]
+    _, heads, total, head_dim = query.shape
+
+    def to_blocks(x):  # (1, H, T, D) -> (N, H, L, D)
+        blocks = _PairedGather.apply(x[0].transpose(0, 1), lgsrr_block_index, lgsrr_token_index)
+        return blocks.view(num_seqs, length, heads, head_dim).transpose(1, 2)
+
+    out = F.scaled_dot_product_attention(
+        to_blocks(query), to_blocks(key), to_blocks(value), attn_mask=lgsrr_key_mask, dropout_p=dropout, scale=scaling
+    )
+    out = out.transpose(1, 2).reshape(num_seqs * length, heads, head_dim)
+    return _PairedGather.apply(out, lgsrr_token_index, lgsrr_block_index)[None], None
+
+
+AttentionInterface.register(VARLEN_ATTENTION, varlen_sdpa_attention_forward)
+
+
+def _use_varlen_attention(encoder: nn.Module) -> None:
+    """Switch `encoder` to `varlen_sdpa_attention_forward` for good, remembering its implementation
+    for padded calls on every sub-module. Switching for good (not around each call) keeps gradient
+    checkpointing right: its recomputation in the backward pass reads the implementation again."""
+    config = encoder.config
+    if config._attn_implementation == VARLEN_ATTENTION:
+        return
+    previous = config._attn_implementation or "sdpa"
+    for module in encoder.modules():
+        module._lgsrr_padded_attention = previous
+    config._attn_implementation = VARLEN_ATTENTION
+
+
+def _check_right_padded(mask: torch.Tensor, mode: str) -> None:
+    if bool((mask[:, 1:] & ~mask[:, :-1]).any()):
+        raise ValueError(f"sequence_packing={mode!r} needs right-padded inputs (attention masks of the form 1…1 0…0)")
+    if bool((~mask[:, 0]).any()):
+        raise ValueError(f"sequence_packing={mode!r} got an empty sequence (attention mask all zeros)")
+
+
 class LGSRRPreTrainedModel(PreTrainedModel):
     config_class = LGSRRConfig
     base_model_prefix = "lgsrr"
@@ -161,8 +261,9 @@ class LGSRRPreTrainedModel(PreTrainedModel):
 class LGSRRModel(LGSRRPreTrainedModel):
     """Encoder + pooling: text and K descriptions → F_T `(B, d)` and F_M `(B, K, d)` (eq. 4-6).
 
-    With `share_encoder=True`, the text and all K descriptions of the batch are padded to a common
-    length and go through the encoder in ONE call of batch `B · (1 + K)`.
+    How the encoder sees the batch is `config.sequence_packing` (`"auto"`: only real tokens, packed,
+    for BERT encoders): with `share_encoder=True` the text and all K descriptions go through the
+    encoder in ONE call (packed, or padded to a common length), except in `"separate"` mode.
     """
 
     def __init__(self, config: LGSRRConfig):
@@ -216,8 +317,56 @@ class LGSRRModel(LGSRRPreTrainedModel):
             types = torch.cat([_right_pad(text_types, length, 0), _right_pad(aspect_types, length, 0)])
         return ids, mask, types
 
+    def packing_mode(self) -> str:
+        """The `sequence_packing` mode in use, with `"auto"` resolved for this encoder and pooling."""
+        mode = self.config.sequence_packing
+        if mode == "auto":
+            supported = self.config.text_config.model_type in VARLEN_ENCODER_TYPES
+            mode = "varlen" if supported and self.config.pooling != "mean_padded" else "none"
+        return mode
+
+    def _encode_varlen(self, encoder, ids, mask, types):
+        """Encode the right-padded sequences `ids`/`mask`/`types` `(N, L)` on real tokens only and pool them
+        → `(N, d)` (see `LGSRRConfig.sequence_packing`, "varlen").
+
+        The real tokens go end to end into one `(1, T)` row (T rounded up to `packing_multiple` with
+        filler), position ids restart at 0 for each sequence, and `varlen_sdpa_attention_forward` keeps
+        each sequence's attention to itself; the hidden states are then put back into the padded layout
+        and pooled exactly as the padded path pools them.
+        """
+        mask = mask.bool()
+        _check_right_padded(mask, "varlen")
+        length = int(mask.sum(dim=1).max())
+        ids, mask = ids[:, :length], mask[:, :length]
+        slots = mask.flatten().nonzero().squeeze(1)  # each real token's slot in the (N, L) layout, in order
+        real = slots.shape[0]
+        total = real + (-real % int(self.config.packing_multiple))
+        token_index = torch.full((total,), mask.numel(), dtype=torch.long, device=ids.device)  # filler: no slot
+        token_index[:real] = slots
+        block_index = torch.full((mask.numel(),), total, dtype=torch.long, device=ids.device)  # padding: no token
+        block_index[slots] = torch.arange(real, device=ids.device)
+        pad_id = self.config.text_config.pad_token_id or 0
+
+        def packed(values, fill):
+            return F.pad(values.flatten()[slots], (0, total - real), value=fill)[None]
+
+        kwargs = {
+            "input_ids": packed(ids, pad_id),
+            "position_ids": packed(torch.arange(length, device=ids.device).expand_as(ids), 0),
+            "lgsrr_block_index": block_index,
+            "lgsrr_token_index": token_index,
+            "lgsrr_key_mask": mask[:, None, None, :],
+            "return_dict": True,
+        }
+        if types is not None:
+            kwargs["token_type_ids"] = packed(types[:, :length], 0)
+        _use_varlen_attention(encoder)
+        hidden = encoder(**kwargs).last_hidden_state[0]
+        blocks = _PairedGather.apply(hidden, block_index, token_index)
+        return self._pool(blocks.view(*mask.shape, -1), mask, length)
+
     def _encode_packed(self, input_ids, attention_mask, token_type_ids, flat_ids, flat_mask, flat_types):
-        """Encode text + descriptions in ONE call on packed rows (see `LGSRRConfig.sequence_packing`).
+        """Encode text + descriptions in ONE call on packed rows (`LGSRRConfig.sequence_packing`, "block_diagonal").
 
         The real tokens of every sequence are laid end to end in rows of `packing_row_length`; a
         block-diagonal mask keeps each sequence attending to itself only, and position ids restart
@@ -230,11 +379,8 @@ class LGSRRModel(LGSRRPreTrainedModel):
         )
         length, mask = ids.shape[1], mask.bool()
         pad_id = self.config.text_config.pad_token_id or 0
-        if bool((mask[:, 1:] & ~mask[:, :-1]).any()):
-            raise ValueError("sequence_packing needs right-padded inputs (attention masks of the form 1…1 0…0)")
+        _check_right_padded(mask, "block_diagonal")
         lengths = mask.sum(dim=1)
-        if bool((lengths == 0).any()):
-            raise ValueError("sequence_packing got an empty sequence (attention mask all zeros)")
 
         # First-fit in order: assign each sequence a row and an offset inside it (host-side, N is small).
         row_length = max(int(self.config.packing_row_length), int(lengths.max()))
@@ -330,12 +476,23 @@ class LGSRRModel(LGSRRPreTrainedModel):
         flat_mask = aspect_attention_mask.reshape(batch * num_aspects, aspect_len)
         flat_types = None if aspect_token_type_ids is None else aspect_token_type_ids.reshape(batch * num_aspects, aspect_len)
 
-        if self.aspect_encoder is None and self.config.sequence_packing and not (output_attentions or output_hidden_states):
+        mode = "none" if (output_attentions or output_hidden_states) else self.packing_mode()
+        hidden_states = attentions = None
+        if mode == "varlen" and self.aspect_encoder is None:
+            # One encoder call on the real tokens of the text and all descriptions.
+            ids, mask, types = self._stack_text_and_aspects(
+                input_ids, attention_mask, token_type_ids, flat_ids, flat_mask, flat_types
+            )
+            pooled = self._encode_varlen(self.text_encoder, ids, mask, types)
+            text_embeds, aspect_embeds = pooled[:batch], pooled[batch:]
+        elif mode == "varlen":
+            text_embeds = self._encode_varlen(self.text_encoder, input_ids, attention_mask, token_type_ids)
+            aspect_embeds = self._encode_varlen(self.aspect_encoder, flat_ids, flat_mask, flat_types)
+        elif mode == "block_diagonal" and self.aspect_encoder is None:
             text_embeds, aspect_embeds = self._encode_packed(
                 input_ids, attention_mask, token_type_ids, flat_ids, flat_mask, flat_types
             )
-            hidden_states = attentions = None
-        elif self.aspect_encoder is None:
+        elif self.aspect_encoder is None and mode != "separate":
             # One encoder call for text + all descriptions: pad both to a common length.
             ids, mask, types = self._stack_text_and_aspects(
                 input_ids, attention_mask, token_type_ids, flat_ids, flat_mask, flat_types
@@ -346,11 +503,12 @@ class LGSRRModel(LGSRRPreTrainedModel):
             aspect_embeds = self._pool(hidden[batch:], mask[batch:], aspect_len)
             hidden_states = None if out.hidden_states is None else tuple(h[:batch, :text_len] for h in out.hidden_states)
             attentions = None if out.attentions is None else tuple(a[:batch, :, :text_len, :text_len] for a in out.attentions)
-        else:
+        else:  # two calls, each padded to its own length: "separate", or a second encoder for the descriptions
+            aspect_encoder = self.aspect_encoder if self.aspect_encoder is not None else self.text_encoder
             out = self._run(
                 self.text_encoder, input_ids, attention_mask, token_type_ids, output_attentions, output_hidden_states
             )
-            aspect_out = self._run(self.aspect_encoder, flat_ids, flat_mask, flat_types, False, False)
+            aspect_out = self._run(aspect_encoder, flat_ids, flat_mask, flat_types, False, False)
             text_embeds = self._pool(out.last_hidden_state, attention_mask, text_len)
             aspect_embeds = self._pool(aspect_out.last_hidden_state, flat_mask, aspect_len)
             hidden_states, attentions = out.hidden_states, out.attentions
