@@ -21,10 +21,7 @@ Additions over the reference protocol, all off by default and reported in benchm
 * ``freeze_encoder``: train only the head on cached features (``features_cache.py``);
 * ``freeze_aspect_encoder`` (with ``model.share_encoder: false``): fine-tune the text encoder, read
   the descriptions' features from the cache (a frozen second encoder, shipped in the checkpoint);
-* ``group_by_length``: batches of similar length (less padding), shuffled;
-* ``torch_compile``: compile the encoder(s) that train with ``torch.compile`` (the first steps
-  compile; dropout then draws from inductor's generator, so a compiled run is not bit-identical
-  to an eager one).
+* ``group_by_length``: batches of similar length (less padding), shuffled.
 """
 
 from __future__ import annotations
@@ -103,7 +100,6 @@ class LGSRRTrainingConfig:
     metric_for_best_model: str = "macro_f1"
     mixed_precision: str = "no"  # no | bf16 | fp16 | auto (bf16 only where the hardware runs it fast)
     group_by_length: bool = True
-    torch_compile: bool = False  # torch.compile (inductor, dynamic shapes) the encoder(s) that train
     # fast modes (features_cache.py)
     freeze_encoder: bool = False
     freeze_aspect_encoder: bool = False
@@ -372,16 +368,6 @@ def freeze(modules) -> None:
     for m in modules:
         for p in m.parameters():
             p.requires_grad_(False)
-
-
-def compile_encoders(module: nn.Module) -> list[nn.Module]:
-    """``torch.compile`` every encoder that trains (the step's time is spent there; the LGSRR head and
-    its host-side packing stay eager). ``nn.Module.compile`` keeps parameter names, so checkpoints and
-    ``save_pretrained`` folders are those of an eager run; ``dynamic=True`` because batch lengths vary."""
-    compiled = [m for m in encoder_modules(module) if any(p.requires_grad for p in m.parameters())]
-    for encoder in compiled:
-        encoder.compile(dynamic=True)
-    return compiled
 
 
 # ----------------------------------------------------------------------------------------------------- data
@@ -761,8 +747,6 @@ def train(cfg: LGSRRTrainingConfig, run_dir: str | os.PathLike | None = None) ->
         freeze(encoder_modules(module))
     elif cfg.freeze_aspect_encoder:
         freeze([module.model.lgsrr.aspect_encoder])
-    if cfg.torch_compile:
-        compile_encoders(module)
 
     def collator_for(split: str) -> TrainingCollator:
         if cfg.freeze_encoder:
