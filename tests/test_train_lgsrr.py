@@ -202,7 +202,9 @@ def test_frozen_aspect_encoder_mode_fine_tunes_text_only(tmp_path):
 
 
 def test_text_only_baseline(tmp_path):
-    config = tiny_config(tmp_path, variant="text_only", num_train_epochs=2)
+    # CLS pooling: the encoder's own sequence classifier (mean pooling: tests/test_text_only_baseline.py)
+    cls_pooling = {"pooling": "cls", "weight_hidden_dim": 16, "weight_dropout": 0.1}
+    config = tiny_config(tmp_path, variant="text_only", num_train_epochs=2, model=cls_pooling)
     assert train(config) == 0
     best = tmp_path / "run" / "best_model"
     assert not list(best.glob("*.py"))  # a plain transformers checkpoint: no remote code
@@ -228,7 +230,7 @@ def test_text_only_baseline(tmp_path):
     card = yaml.safe_load((best / "README.md").read_text().split("---")[1])
     assert card["pipeline_tag"] == "text-classification" and "custom_code" not in card["tags"]
     # fast mode for the baseline too: one cache entry per split, shared by every seed
-    assert train(tiny_config(tmp_path, variant="text_only", freeze_encoder=True, num_train_epochs=2,
+    assert train(tiny_config(tmp_path, variant="text_only", freeze_encoder=True, num_train_epochs=2, model=cls_pooling,
                              output_dir=str(tmp_path / "frozen")), "--seeds", "0", "1") == 0
     assert len(list((tmp_path / "features_cache").glob("train-*"))) == 1
 

@@ -25,6 +25,7 @@ _LAZY = {
     "LGSRRConfig": "mmaffect.models.lgsrr:LGSRRConfig",
     "LGSRRModel": "mmaffect.models.lgsrr:LGSRRModel",
     "LGSRRForSequenceClassification": "mmaffect.models.lgsrr:LGSRRForSequenceClassification",
+    "LGSRRTextOnlyForSequenceClassification": "mmaffect.models.lgsrr:LGSRRTextOnlyForSequenceClassification",
     "LGSRROutput": "mmaffect.models.lgsrr:LGSRROutput",
     "LGSRRProcessor": "mmaffect.models.lgsrr:LGSRRProcessor",
     "MultimodalIntentRecognitionPipeline": "mmaffect.models.lgsrr:MultimodalIntentRecognitionPipeline",

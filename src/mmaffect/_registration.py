@@ -36,19 +36,23 @@ _NANO = "mmaffect.models.nano_emox"
 def _lgsrr_config():
     from transformers import AutoConfig
 
-    from .models.lgsrr.configuration_lgsrr import LGSRRConfig
+    from .models.lgsrr.configuration_lgsrr import LGSRRConfig, LGSRRTextOnlyConfig
 
     AutoConfig.register(LGSRRConfig.model_type, LGSRRConfig, exist_ok=True)
+    AutoConfig.register(LGSRRTextOnlyConfig.model_type, LGSRRTextOnlyConfig, exist_ok=True)
 
 
 def _lgsrr_models():
     from transformers import AutoModel, AutoModelForSequenceClassification
 
-    from .models.lgsrr.configuration_lgsrr import LGSRRConfig
-    from .models.lgsrr.modeling_lgsrr import LGSRRForSequenceClassification, LGSRRModel
+    from .models.lgsrr.configuration_lgsrr import LGSRRConfig, LGSRRTextOnlyConfig
+    from .models.lgsrr.modeling_lgsrr import (LGSRRForSequenceClassification, LGSRRModel,
+                                              LGSRRTextOnlyForSequenceClassification)
 
     AutoModel.register(LGSRRConfig, LGSRRModel, exist_ok=True)
     AutoModelForSequenceClassification.register(LGSRRConfig, LGSRRForSequenceClassification, exist_ok=True)
+    AutoModelForSequenceClassification.register(LGSRRTextOnlyConfig, LGSRRTextOnlyForSequenceClassification,
+                                                exist_ok=True)
 
 
 def _lgsrr_processor():
@@ -111,9 +115,10 @@ def _auto_class_names(module_name: str) -> None:
 
 
 AUTO_CLASS_NAMES = {
-    f"{_LGSRR}.configuration_lgsrr": [("LGSRRConfig", None)],
+    f"{_LGSRR}.configuration_lgsrr": [("LGSRRConfig", None), ("LGSRRTextOnlyConfig", None)],
     f"{_LGSRR}.modeling_lgsrr": [("LGSRRModel", "AutoModel"),
-                                 ("LGSRRForSequenceClassification", "AutoModelForSequenceClassification")],
+                                 ("LGSRRForSequenceClassification", "AutoModelForSequenceClassification"),
+                                 ("LGSRRTextOnlyForSequenceClassification", "AutoModelForSequenceClassification")],
     f"{_LGSRR}.processing_lgsrr": [("LGSRRProcessor", "AutoProcessor")],
     f"{_NANO}.configuration_nano_emox": [("NanoEmoXConfig", None)],
     f"{_NANO}.modeling_nano_emox": [("NanoEmoXForConditionalGeneration", "AutoModel")],

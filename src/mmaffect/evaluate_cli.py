@@ -32,7 +32,7 @@ def _is_classifier_folder(model: str | None) -> bool:
     if (folder / "text_only.json").exists() or not (folder / "config.json").exists():
         return True
     try:
-        return json.loads((folder / "config.json").read_text()).get("model_type") == "lgsrr"
+        return json.loads((folder / "config.json").read_text()).get("model_type") in ("lgsrr", "lgsrr_text_only")
     except (OSError, ValueError):
         return True
 

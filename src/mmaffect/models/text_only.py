@@ -1,21 +1,27 @@
-"""The text-only baseline of the LGSRR experiments, as the encoder's own ``...ForSequenceClassification``.
+"""The text-only baseline of the LGSRR experiments: the utterance alone, pooled as LGSRR pools it.
 
-The baseline reads the utterance only: the pretrained encoder with the sequence-classification head
-its architecture defines (BERT / MiniLM: the [CLS] token through the pretrained pooler, dense + tanh,
-then dropout and one linear layer). It is saved with ``save_pretrained`` as that standard class with
-the real label names in ``config.id2label``, so the folder needs neither mmaffect nor remote code:
+The baseline pools the text exactly as the LGSRR model of the same config does (`model.pooling`), so the
+two differ only in the relational head and the descriptions:
 
-    >>> from transformers import AutoModelForSequenceClassification, pipeline
-    >>> model = AutoModelForSequenceClassification.from_pretrained("outputs/text_only/best_model")
-    >>> pipeline("text-classification", model="outputs/text_only/best_model")("Thank you so much!")
-    [{'label': 'Thank', 'score': 0.91}]
+* `pooling: mean` / `mean_padded` (sentence-transformers encoders such as all-MiniLM-L6-v2, which were trained
+  for mean pooling): :class:`~mmaffect.models.lgsrr.LGSRRTextOnlyForSequenceClassification`, LGSRR's own
+  encoder + pooling + dropout + linear. Saved with its remote code (model type `lgsrr_text_only`):
+
+      >>> from transformers import AutoModelForSequenceClassification, pipeline
+      >>> AutoModelForSequenceClassification.from_pretrained("outputs/text_only/best_model", trust_remote_code=True)
+      >>> pipeline("text-classification", model="outputs/text_only/best_model", trust_remote_code=True)("Thank you!")
+      [{'label': 'Thank', 'score': 0.91}]
+
+* `pooling: cls` (BERT, as in the paper): the encoder's own `...ForSequenceClassification`, whose head is the
+  architecture's CLS pooling ([CLS] through the pretrained pooler, dense + tanh, then dropout and a linear
+  layer): a plain transformers checkpoint that needs neither mmaffect nor remote code. Note the one difference
+  from LGSRR's `cls` feature, which reads the [CLS] hidden state without the pooler; this is the standard BERT
+  fine-tuning baseline of the MIntRec papers.
 
 :class:`TextOnlyClassifier` is the thin training wrapper ``mmaffect train --variant text_only`` uses:
 the same forward signature as the LGSRR training module (returns an ``LGSRROutput`` with ``loss`` and
 ``logits``) plus ``encode``, which gives the pooled feature the classifier reads, so the frozen-encoder
-fast modes can cache it (BERT-style heads: ``pooler`` + ``dropout`` + linear ``classifier``).
-
-This module is not remote code; the folder it writes is a plain transformers checkpoint.
+fast modes can cache it (both heads are ``dropout`` + a linear ``classifier`` over that feature).
 """
 
 from __future__ import annotations
@@ -26,23 +32,41 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class TextOnlyClassifier(nn.Module):
-    """Training wrapper around an ``AutoModelForSequenceClassification`` (``.model``)."""
+LGSRR_TEXT_ONLY = "lgsrr_text_only"  # model_type of the baseline that pools as LGSRR does
 
-    pooling = "pooler"  # recorded in the features-cache key
+
+class TextOnlyClassifier(nn.Module):
+    """Training wrapper around an ``AutoModelForSequenceClassification`` (``.model``): LGSRR's text-only
+    classifier (mean pooling) or the encoder's own sequence classifier (CLS pooling)."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
+    @property
+    def pooling(self) -> str:
+        """The feature the classifier reads (recorded in the features-cache key)."""
+        return self.model.config.pooling if self._pools_as_lgsrr else "pooler"
+
+    @property
+    def _pools_as_lgsrr(self) -> bool:
+        return self.model.config.model_type == LGSRR_TEXT_ONLY
+
     @classmethod
     def from_pretrained_encoder(cls, path: str, labels: list[str], classifier_dropout: float | None = None,
+                                pooling: str = "cls", sequence_packing: str | bool = "auto",
                                 **_lgsrr_only_settings) -> "TextOnlyClassifier":
-        """A fresh classifier over a pretrained encoder (Hub id or folder) with ``labels`` in id order.
-        LGSRR-only settings (pooling, aspects, ...) do not apply to the baseline and are ignored."""
+        """A fresh classifier over a pretrained encoder (Hub id or folder) with ``labels`` in id order, pooling
+        as an LGSRR model with the same ``pooling`` (see the module docstring). Settings of the relational head
+        (aspects, fusion, ranking, ...) do not apply to the baseline and are ignored."""
         from transformers import AutoModelForSequenceClassification
 
         extra = {} if classifier_dropout is None else {"classifier_dropout": classifier_dropout}
+        if pooling != "cls":
+            from .lgsrr.modeling_lgsrr import LGSRRTextOnlyForSequenceClassification
+
+            return cls(LGSRRTextOnlyForSequenceClassification.from_pretrained_encoder(
+                path, labels=list(labels), pooling=pooling, sequence_packing=sequence_packing, **extra))
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={label: i for i, label in enumerate(labels)}, **extra)
@@ -70,10 +94,14 @@ class TextOnlyClassifier(nn.Module):
 
     @property
     def encoder(self) -> nn.Module:
-        """The pretrained base model (the encoder and, for BERT, its pooler)."""
+        """The pretrained encoder (for the encoder's own classifier: the base model with BERT's pooler)."""
+        if self._pools_as_lgsrr:
+            return self.model.lgsrr.text_encoder
         return getattr(self.model, self.model.base_model_prefix)
 
     def _check_feature_head(self) -> None:
+        if self._pools_as_lgsrr:
+            return
         pooler = getattr(self.encoder, "pooler", None)
         if pooler is None or not isinstance(getattr(self.model, "classifier", None), nn.Linear) \
                 or not hasattr(self.model, "dropout"):
@@ -81,7 +109,10 @@ class TextOnlyClassifier(nn.Module):
                              f"dropout, linear classifier); {type(self.model).__name__} has another head")
 
     def encode(self, input_ids, attention_mask=None, token_type_ids=None, **_):
-        """The feature the classifier reads, ``(batch, hidden)``: the pooler output of the [CLS] token."""
+        """The feature the classifier reads, ``(batch, hidden)``: LGSRR's pooled text feature F_T, or the
+        pooler output of the [CLS] token."""
+        if self._pools_as_lgsrr:
+            return {"text_embeds": self.model.lgsrr.encode_text(input_ids, attention_mask, token_type_ids)}
         self._check_feature_head()
         kwargs = {"attention_mask": attention_mask}
         if token_type_ids is not None:

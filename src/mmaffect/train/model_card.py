@@ -41,6 +41,12 @@ def base_model_id(encoder: str) -> str | None:
     return hub_id_of(expand_path(encoder))
 
 
+def text_only_has_remote_code(cfg) -> bool:
+    """The text-only baseline ships remote code unless it pools with CLS (then it is the encoder's own
+    ``...ForSequenceClassification``; see :mod:`mmaffect.models.text_only`)."""
+    return cfg.model.get("pooling", "cls") != "cls"
+
+
 def _is_demo_data(cfg) -> bool:
     from .lgsrr import DEMO_DATA, expand_path
 
@@ -76,8 +82,9 @@ def inference_snippet(cfg, repo_id: str, example: dict | None) -> str:
     """Python that loads this checkpoint through the standard transformers API and classifies one example."""
     if cfg.variant == "text_only":
         text = (example or {}).get("text", "Thank you so much!")
+        remote = ", trust_remote_code=True" if text_only_has_remote_code(cfg) else ""
         return ("from transformers import pipeline\n\n"
-                f'classify = pipeline("text-classification", model={json.dumps(repo_id)})\n'
+                f'classify = pipeline("text-classification", model={json.dumps(repo_id)}{remote})\n'
                 f"print(classify({text!r}, top_k=3, truncation=True))  # truncation: at the trained length")
     example = example or {"text": "Thank you so much!", "descriptions": {
         name: "..." for name in (cfg.model.get("aspects") or ["actions", "expressions", "interactions"])}}
@@ -113,6 +120,8 @@ def build_model_card(cfg, label_names: list[str], results: dict, num_rows: dict 
             for metric in METRIC_NAMES if metric in results.get("test", {})
         ] or None
     tags = ["mmaffect", "multimodal-intent-recognition"] + (["lgsrr", "custom_code"] if lgsrr else ["text-only-baseline"])
+    if not lgsrr and text_only_has_remote_code(cfg):
+        tags.append("custom_code")
     card_data = ModelCardData(
         language="en", license=cfg.license, library_name="transformers",
         pipeline_tag=None if lgsrr else "text-classification", tags=tags, base_model=base_model, model_name=name,
@@ -140,6 +149,7 @@ def build_model_card(cfg, label_names: list[str], results: dict, num_rows: dict 
         hyperparameters_table="\n".join(f"| {k} | {v} |" for k, v in hyper.items()),
         num_train=num_rows.get("train", "?"), num_dev=num_rows.get("validation", "?"), num_test=num_rows.get("test", "?"),
         descriptions_source=_descriptions_source(cfg, demo),
+        text_only_remote=not lgsrr and text_only_has_remote_code(cfg), pooling=cfg.model.get("pooling", "cls"),
     )
     template = Path(template_path) if template_path else TEMPLATE
     if template.exists():

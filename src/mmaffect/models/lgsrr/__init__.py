@@ -13,6 +13,8 @@ _EXPORTS = {
     "LGSRRConfig": "configuration_lgsrr",
     "LGSRRModel": "modeling_lgsrr",
     "LGSRRForSequenceClassification": "modeling_lgsrr",
+    "LGSRRTextOnlyConfig": "configuration_lgsrr",
+    "LGSRRTextOnlyForSequenceClassification": "modeling_lgsrr",
     "LGSRRModelOutput": "modeling_lgsrr",
     "LGSRROutput": "modeling_lgsrr",
     "LGSRRPreTrainedModel": "modeling_lgsrr",

@@ -177,4 +177,21 @@ class LGSRRConfig(PreTrainedConfig):
         return self.text_config.hidden_size
 
 
-__all__ = ["LGSRRConfig"]
+class LGSRRTextOnlyConfig(LGSRRConfig):
+    r"""Configuration of [`LGSRRTextOnlyForSequenceClassification`], the text-only baseline of LGSRR.
+
+    The same fields as [`LGSRRConfig`]; the baseline reads `text_config`, `pooling`, `sequence_packing`,
+    `classifier_dropout` and the labels, so it pools the utterance exactly as an LGSRR model of the same
+    config pools its text feature F_T, and the two differ only in the relational head and the descriptions.
+    It has one encoder: `share_encoder` is always True. Its own `model_type` keeps `AutoModelForSequenceClassification`
+    from loading a baseline folder as an LGSRR classifier.
+    """
+
+    model_type = "lgsrr_text_only"
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self.share_encoder = True  # no descriptions, so no second encoder for them
+
+
+__all__ = ["LGSRRConfig", "LGSRRTextOnlyConfig"]

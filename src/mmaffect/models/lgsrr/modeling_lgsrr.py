@@ -20,7 +20,8 @@ inconsistent, so the reference code's form above (text weighted by α_T instead 
 the one implemented.
 
 Classes: [`LGSRRPreTrainedModel`], [`LGSRRModel`] (encoder + pooling), [`LGSRRForSequenceClassification`]
-(relations + classifier + losses). This folder is shipped as remote code by `save_pretrained`: it
+(relations + classifier + losses), [`LGSRRTextOnlyForSequenceClassification`] (the text-only baseline: the same
+text feature F_T, then a linear classifier). This folder is shipped as remote code by `save_pretrained`: it
 imports only torch, transformers and its siblings.
 """
 
@@ -35,9 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AttentionInterface, AutoConfig, AutoModel, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import ModelOutput
 
-from .configuration_lgsrr import LGSRRConfig
+from .configuration_lgsrr import LGSRRConfig, LGSRRTextOnlyConfig
 from .ranking_loss import neural_ndcg
 
 PIPELINE_TASK = "multimodal-intent-recognition"
@@ -49,6 +51,7 @@ __all__ = [
     "LGSRRPreTrainedModel",
     "LGSRRModel",
     "LGSRRForSequenceClassification",
+    "LGSRRTextOnlyForSequenceClassification",
     "LGSRRModelOutput",
     "LGSRROutput",
 ]
@@ -235,23 +238,32 @@ class LGSRRPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_attention_backend = True
 
+    # What `save_pretrained` records besides the weights: the Auto classes that load the folder as remote
+    # code, the custom pipeline, and the extra files copied next to the weights (the text-only baseline
+    # overrides all three).
+    _saved_auto_map = {"AutoModel": "modeling_lgsrr.LGSRRModel",
+                       "AutoModelForSequenceClassification": "modeling_lgsrr.LGSRRForSequenceClassification"}
+    _saved_pipelines = {
+        PIPELINE_TASK: {"impl": "pipeline_lgsrr.MultimodalIntentRecognitionPipeline",
+                        "pt": ["AutoModelForSequenceClassification"], "type": "multimodal"},
+    }
+    _saved_files = SHIPPED_FILES
+
     def save_pretrained(self, save_directory, *args, **kwargs):
-        # `save_pretrained` only records the saved class in `auto_map`; list both model classes so
-        # AutoModel and AutoModelForSequenceClassification both load the folder as remote code.
+        # `save_pretrained` only records the saved class in `auto_map`; list every model class, so each Auto
+        # class named in `_saved_auto_map` loads the folder as remote code.
         auto_map = dict(getattr(self.config, "auto_map", None) or {})
-        auto_map.setdefault("AutoModel", "modeling_lgsrr.LGSRRModel")
-        auto_map.setdefault("AutoModelForSequenceClassification", "modeling_lgsrr.LGSRRForSequenceClassification")
+        for auto_class, name in self._saved_auto_map.items():
+            auto_map.setdefault(auto_class, name)
         self.config.auto_map = auto_map
         # `pipeline("multimodal-intent-recognition", model=folder, trust_remote_code=True)` reads this
         # entry and loads the pipeline class from pipeline_lgsrr.py, copied next to the weights below.
-        self.config.custom_pipelines = {
-            PIPELINE_TASK: {"impl": "pipeline_lgsrr.MultimodalIntentRecognitionPipeline",
-                            "pt": ["AutoModelForSequenceClassification"], "type": "multimodal"},
-        }
+        if self._saved_pipelines:
+            self.config.custom_pipelines = self._saved_pipelines
         result = super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
             here = os.path.dirname(os.path.abspath(__file__))
-            for name in SHIPPED_FILES:
+            for name in self._saved_files:
                 source = os.path.join(here, name)
                 if os.path.isfile(source):
                     shutil.copyfile(source, os.path.join(save_directory, name))
@@ -437,6 +449,16 @@ class LGSRRModel(LGSRRPreTrainedModel):
             pooled = summed / lengths[:, None].to(summed.dtype)
         return pooled[:batch], pooled[batch:]
 
+    def encode_text(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        """The text feature F_T `(batch, d)` alone (no descriptions): the same encoder, packing mode and
+        pooling as `forward`'s `text_embeds` (equal within float rounding). The text-only baseline reads it."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if self.packing_mode() == "varlen":
+            return self._encode_varlen(self.text_encoder, input_ids, attention_mask, token_type_ids)
+        out = self._run(self.text_encoder, input_ids, attention_mask, token_type_ids, False, False)
+        return self._pool(out.last_hidden_state, attention_mask, input_ids.shape[1])
+
     @staticmethod
     def _run(encoder, input_ids, attention_mask, token_type_ids, output_attentions, output_hidden_states):
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "return_dict": True}
@@ -591,7 +613,46 @@ class LGSRRRelationalReasoning(nn.Module):
         return fused, alpha, beta, gamma
 
 
-class LGSRRForSequenceClassification(LGSRRPreTrainedModel):
+class _WrapsPretrainedEncoder:
+    """`from_pretrained_encoder` for the classifiers, which hold their encoder(s) in `self.lgsrr`."""
+
+    @classmethod
+    def from_pretrained_encoder(
+        cls,
+        pretrained_model_name_or_path,
+        labels: list[str] | None = None,
+        num_labels: int | None = None,
+        encoder_kwargs: dict | None = None,
+        **config_kwargs,
+    ):
+        """Wrap a pretrained encoder (Hub id or local folder) into a fresh classifier of this class.
+
+        Args:
+            pretrained_model_name_or_path: anything `AutoModel.from_pretrained` accepts.
+            labels: class names in label-id order (sets `id2label` / `label2id`); or give `num_labels`.
+            encoder_kwargs: extra arguments for `AutoConfig` / `AutoModel.from_pretrained`
+                (e.g. `revision`, `cache_dir`, `local_files_only`).
+            **config_kwargs: any [`LGSRRConfig`] field (pooling, aspects, fusion, ...).
+        """
+        encoder_kwargs = dict(encoder_kwargs or {})
+        text_config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **encoder_kwargs)
+        text_config._name_or_path = hub_id_of(pretrained_model_name_or_path) or ""  # never a local path
+        if labels is not None:
+            if num_labels is not None and num_labels != len(labels):
+                raise ValueError(f"num_labels={num_labels} but {len(labels)} labels were given")
+            config_kwargs["id2label"] = dict(enumerate(labels))
+            config_kwargs["label2id"] = {label: i for i, label in enumerate(labels)}
+        elif num_labels is not None:
+            config_kwargs["num_labels"] = num_labels
+        config = cls.config_class(text_config=text_config, **config_kwargs)
+        model = cls(config)
+        encoder = AutoModel.from_pretrained(pretrained_model_name_or_path, **encoder_kwargs)
+        model.lgsrr.load_encoder_weights(encoder.state_dict())
+        model.config.base_model_name_or_path = hub_id_of(pretrained_model_name_or_path)
+        return model
+
+
+class LGSRRForSequenceClassification(_WrapsPretrainedEncoder, LGSRRPreTrainedModel):
     """LGSRR with its classification head: `logits = W · F + b` (eq. 16) and
     `loss = CE + λ · NeuralNDCG(α, LLM ranking)` (eq. 17-18).
 
@@ -613,41 +674,6 @@ class LGSRRForSequenceClassification(LGSRRPreTrainedModel):
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
-
-    @classmethod
-    def from_pretrained_encoder(
-        cls,
-        pretrained_model_name_or_path,
-        labels: list[str] | None = None,
-        num_labels: int | None = None,
-        encoder_kwargs: dict | None = None,
-        **config_kwargs,
-    ) -> "LGSRRForSequenceClassification":
-        """Wrap a pretrained encoder (Hub id or local folder) into a fresh LGSRR classifier.
-
-        Args:
-            pretrained_model_name_or_path: anything `AutoModel.from_pretrained` accepts.
-            labels: class names in label-id order (sets `id2label` / `label2id`); or give `num_labels`.
-            encoder_kwargs: extra arguments for `AutoConfig` / `AutoModel.from_pretrained`
-                (e.g. `revision`, `cache_dir`, `local_files_only`).
-            **config_kwargs: any [`LGSRRConfig`] field (pooling, aspects, fusion, ...).
-        """
-        encoder_kwargs = dict(encoder_kwargs or {})
-        text_config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **encoder_kwargs)
-        text_config._name_or_path = hub_id_of(pretrained_model_name_or_path) or ""  # never a local path
-        if labels is not None:
-            if num_labels is not None and num_labels != len(labels):
-                raise ValueError(f"num_labels={num_labels} but {len(labels)} labels were given")
-            config_kwargs["id2label"] = dict(enumerate(labels))
-            config_kwargs["label2id"] = {label: i for i, label in enumerate(labels)}
-        elif num_labels is not None:
-            config_kwargs["num_labels"] = num_labels
-        config = LGSRRConfig(text_config=text_config, **config_kwargs)
-        model = cls(config)
-        encoder = AutoModel.from_pretrained(pretrained_model_name_or_path, **encoder_kwargs)
-        model.lgsrr.load_encoder_weights(encoder.state_dict())
-        model.config.base_model_name_or_path = hub_id_of(pretrained_model_name_or_path)
-        return model
 
     def ranking_relevance(self, aspect_ranks: torch.Tensor) -> torch.Tensor:
         """LLM ranks `(B, K)` (0 = most important, -1 = unranked row) → graded relevance `(B, 1 + K)`:
@@ -722,6 +748,62 @@ class LGSRRForSequenceClassification(LGSRRPreTrainedModel):
             hidden_states=base.hidden_states,
             attentions=base.attentions,
         )
+
+
+class LGSRRTextOnlyForSequenceClassification(_WrapsPretrainedEncoder, LGSRRPreTrainedModel):
+    """The text-only baseline: the utterance through LGSRR's encoder and pooling, then dropout and one linear
+    layer, `logits = W · F_T + b`, trained with cross-entropy alone.
+
+    F_T is computed exactly as [`LGSRRModel`] computes it for the same config (`pooling`, `sequence_packing`),
+    so a baseline and an LGSRR model differ only in the relational head and the descriptions. Saved folders
+    load with `AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)` and work in
+    `pipeline("text-classification", model=folder, trust_remote_code=True)` with the real label names.
+
+    Example:
+
+    ```python
+    >>> model = LGSRRTextOnlyForSequenceClassification.from_pretrained_encoder(
+    ...     "sentence-transformers/all-MiniLM-L6-v2", labels=["Inform", "Joke"], pooling="mean")
+    >>> model(input_ids, attention_mask, labels=labels).logits.shape   # (B, 2)
+    ```
+    """
+
+    config_class = LGSRRTextOnlyConfig
+    _saved_auto_map = {"AutoModelForSequenceClassification": "modeling_lgsrr.LGSRRTextOnlyForSequenceClassification"}
+    _saved_pipelines = None  # the standard "text-classification" pipeline serves it
+    _saved_files = ()
+
+    def __init__(self, config: LGSRRTextOnlyConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.lgsrr = LGSRRModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.lgsrr.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.lgsrr.set_input_embeddings(value)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.LongTensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        r"""
+        input_ids, attention_mask, token_type_ids (`(batch_size, text_length)`): the utterance text.
+        labels (`(batch_size,)`, *optional*): class ids in `[0, num_labels)`.
+        """
+        _check_labels_and_ranks(self.config, input_ids.shape[0], labels, None)
+        text_embeds = self.lgsrr.encode_text(input_ids, attention_mask, token_type_ids)
+        logits = self.classifier(self.dropout(text_embeds))
+        loss = None if labels is None else F.cross_entropy(logits.float(), labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
 def _check_text_and_aspects(config, input_ids, attention_mask, aspect_input_ids, aspect_attention_mask) -> None:
