@@ -167,7 +167,6 @@ def test_freeze_encoder_trains_only_the_head_from_the_cache(tmp_path):
 
 def test_head_forward_on_features_equals_the_model_forward():
     from mmaffect import LGSRRConfig, LGSRRForSequenceClassification
-    from mmaffect.train.features_cache import lgsrr_head_forward
 
     torch.manual_seed(0)
     model = LGSRRForSequenceClassification(LGSRRConfig.tiny(num_labels=4)).eval()
@@ -175,9 +174,16 @@ def test_head_forward_on_features_equals_the_model_forward():
     labels, ranks = torch.tensor([0, 3, 1]), torch.tensor([[0, 1, 2], [2, 0, 1], [-1, -1, -1]])
     full = model(ids, torch.ones_like(ids), aspect_input_ids=aspect_ids, aspect_attention_mask=torch.ones_like(aspect_ids),
                  labels=labels, aspect_ranks=ranks)
-    head = lgsrr_head_forward(model, full.text_embeds, full.aspect_embeds, labels, ranks)
+    head = model.forward_head(full.text_embeds, full.aspect_embeds, labels, ranks)
     assert torch.allclose(head.logits, full.logits) and torch.allclose(head.loss, full.loss)
     assert torch.allclose(head.importance, full.importance)
+    # the same through forward's precomputed-feature inputs
+    embeds = model(text_embeds=full.text_embeds, aspect_embeds=full.aspect_embeds, labels=labels, aspect_ranks=ranks)
+    assert torch.allclose(embeds.logits, full.logits) and torch.allclose(embeds.ranking_loss, full.ranking_loss)
+    with pytest.raises(ValueError, match="both text_embeds and aspect_embeds"):
+        model(text_embeds=full.text_embeds)
+    with pytest.raises(ValueError, match=r"aspect_embeds \(batch, 3, d\)"):
+        model.forward_head(full.text_embeds, full.aspect_embeds[:, :2])
 
 
 def test_frozen_aspect_encoder_mode_fine_tunes_text_only(tmp_path):

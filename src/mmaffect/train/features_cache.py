@@ -14,11 +14,8 @@ Used by ``mmaffect train`` in three ways:
   read the descriptions' features from the cache: a step costs about what a text-only step costs;
 * ``head_warmup_epochs: N`` - warm-start the relational head on cached features before fine-tuning.
 
-:func:`lgsrr_head_forward` runs the part of ``LGSRRForSequenceClassification.forward`` that follows
-the encoder (relations, classifier, CE + λ·NeuralNDCG) on given features. The model has no public
-entry point for precomputed features yet, so this mirrors its forward through the public
-sub-modules (``relations``, ``dropout``, ``classifier``, ``ranking_relevance``); a test checks both
-give the same loss and logits.
+The trainer runs the head on these features through the model's own entry for precomputed features,
+``LGSRRForSequenceClassification.forward_head`` (``forward`` calls it after the encoder).
 """
 
 from __future__ import annotations
@@ -30,11 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from datasets import Array2D, Dataset, Features, List, Value, load_from_disk
 from tqdm.auto import tqdm
-
-from mmaffect.models.lgsrr import LGSRROutput, neural_ndcg
 
 FEATURES_CACHE_VERSION = 1
 
@@ -138,28 +132,4 @@ def cached_features(module, dataset: Dataset, collator, cache_dir: str | os.Path
     return cached
 
 
-def lgsrr_head_forward(model, text_embeds: torch.Tensor, aspect_embeds: torch.Tensor,
-                       labels: torch.Tensor | None = None, aspect_ranks: torch.Tensor | None = None) -> LGSRROutput:
-    """Relations + classifier + loss of ``LGSRRForSequenceClassification`` on given pooled features.
-
-    text_embeds `(B, d)`, aspect_embeds `(B, K, d)`, labels `(B,)`, aspect_ranks `(B, K)` (-1 rows:
-    unranked). Same computation as the model's forward after the encoder.
-    """
-    cfg = model.config
-    fused, alpha, beta, gamma = model.relations(text_embeds, aspect_embeds)
-    logits = model.classifier(model.dropout(fused))
-    loss = classification_loss = ranking_loss = None
-    if labels is not None:
-        classification_loss = F.cross_entropy(logits.float(), labels)
-        loss = classification_loss
-        if aspect_ranks is not None and alpha is not None and cfg.use_ranking_loss:
-            ranking_loss = neural_ndcg(alpha, model.ranking_relevance(aspect_ranks),
-                                       temperature=cfg.ranking_temperature, powered_relevance=cfg.ranking_powered_relevance)
-            loss = loss + cfg.ranking_loss_weight * ranking_loss
-    return LGSRROutput(loss=loss, logits=logits, importance=alpha, complementarity=beta, inconsistency=gamma,
-                       text_embeds=text_embeds, aspect_embeds=aspect_embeds,
-                       classification_loss=classification_loss, ranking_loss=ranking_loss)
-
-
-__all__ = ["cached_features", "default_cache_dir", "encode_features", "features_fingerprint", "lgsrr_head_forward",
-           "weights_fingerprint"]
+__all__ = ["cached_features", "default_cache_dir", "encode_features", "features_fingerprint", "weights_fingerprint"]

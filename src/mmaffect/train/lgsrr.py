@@ -311,10 +311,13 @@ class LGSRRTrainingModule(nn.Module):
         return {"text_embeds": out.text_embeds, "aspect_embeds": out.aspect_embeds}
 
     def forward(self, labels=None, aspect_ranks=None, text_embeds=None, aspect_embeds=None, **inputs):
-        from .features_cache import lgsrr_head_forward
-
         if aspect_embeds is None:
             return self.model(**inputs, labels=labels, aspect_ranks=aspect_ranks)
+        if text_embeds is None:
+            # Text through the (trainable) text encoder; the descriptions come from the cache.
+            text_embeds = self.model.lgsrr.encode_text(inputs["input_ids"], inputs.get("attention_mask"),
+                                                       inputs.get("token_type_ids"))
+        return self.model.forward_head(text_embeds, aspect_embeds, labels=labels, aspect_ranks=aspect_ranks)
         if text_embeds is None:
             # Text through the (trainable) text encoder. The descriptions come from the cache, so the
             # frozen aspect encoder only sees a one-token placeholder per aspect (its output is unused).

@@ -687,7 +687,7 @@ class LGSRRForSequenceClassification(_WrapsPretrainedEncoder, LGSRRPreTrainedMod
 
     def forward(
         self,
-        input_ids: torch.LongTensor,
+        input_ids: torch.LongTensor | None = None,
         attention_mask: torch.LongTensor | None = None,
         token_type_ids: torch.LongTensor | None = None,
         aspect_input_ids: torch.LongTensor | None = None,
@@ -697,6 +697,8 @@ class LGSRRForSequenceClassification(_WrapsPretrainedEncoder, LGSRRPreTrainedMod
         aspect_ranks: torch.LongTensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        text_embeds: torch.FloatTensor | None = None,
+        aspect_embeds: torch.FloatTensor | None = None,
         **kwargs,
     ) -> LGSRROutput:
         r"""
@@ -707,7 +709,14 @@ class LGSRRForSequenceClassification(_WrapsPretrainedEncoder, LGSRRPreTrainedMod
         aspect_ranks (`(batch_size, num_aspects)`, *optional*): position of each aspect in the LLM
             ranking (0 = most important); each row a permutation of 0..K-1, or all -1 for a sample
             without a ranking. Adds λ · NeuralNDCG to the loss when `labels` are given too.
+        text_embeds `(batch_size, hidden_size)`, aspect_embeds `(batch_size, num_aspects, hidden_size)`, *optional*:
+            precomputed pooled features instead of token ids (e.g. cached frozen-encoder features); only the
+            head runs ([`forward_head`]).
         """
+        if text_embeds is not None or aspect_embeds is not None:
+            if text_embeds is None or aspect_embeds is None or input_ids is not None:
+                raise ValueError("give either input_ids (+ aspect_input_ids) or both text_embeds and aspect_embeds")
+            return self.forward_head(text_embeds, aspect_embeds, labels=labels, aspect_ranks=aspect_ranks)
         _check_labels_and_ranks(self.config, input_ids.shape[0], labels, aspect_ranks)
         base = self.lgsrr(
             input_ids,
@@ -719,7 +728,30 @@ class LGSRRForSequenceClassification(_WrapsPretrainedEncoder, LGSRRPreTrainedMod
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
         )
-        fused, alpha, beta, gamma = self.relations(base.text_embeds, base.aspect_embeds)
+        out = self.forward_head(base.text_embeds, base.aspect_embeds, labels=labels, aspect_ranks=aspect_ranks)
+        out.hidden_states, out.attentions = base.hidden_states, base.attentions
+        return out
+
+    def forward_head(
+        self,
+        text_embeds: torch.Tensor,
+        aspect_embeds: torch.Tensor,
+        labels: torch.LongTensor | None = None,
+        aspect_ranks: torch.LongTensor | None = None,
+    ) -> LGSRROutput:
+        r"""Everything after the encoder: relations, classifier and loss on pooled features (eq. 7-18).
+
+        text_embeds `(batch_size, hidden_size)` F_T and aspect_embeds `(batch_size, num_aspects, hidden_size)` F_M,
+        as [`LGSRRModel`] returns them (or read from a cache of frozen-encoder features); labels and
+        aspect_ranks as in `forward`. `forward` calls it after the encoder, so both give the same outputs.
+        """
+        if text_embeds.dim() != 2 or aspect_embeds.shape != (text_embeds.shape[0], self.config.num_aspects,
+                                                             text_embeds.shape[1]):
+            raise ValueError(f"text_embeds must be (batch, d) and aspect_embeds (batch, {self.config.num_aspects}, d); "
+                             f"got {tuple(text_embeds.shape)} and {tuple(aspect_embeds.shape)}")
+        _check_labels_and_ranks(self.config, text_embeds.shape[0], labels, aspect_ranks)
+        aspect_embeds = aspect_embeds.to(text_embeds.dtype)
+        fused, alpha, beta, gamma = self.relations(text_embeds, aspect_embeds)
         logits = self.classifier(self.dropout(fused))
 
         loss = classification_loss = ranking_loss = None
@@ -741,12 +773,10 @@ class LGSRRForSequenceClassification(_WrapsPretrainedEncoder, LGSRRPreTrainedMod
             importance=alpha,
             complementarity=beta,
             inconsistency=gamma,
-            text_embeds=base.text_embeds,
-            aspect_embeds=base.aspect_embeds,
+            text_embeds=text_embeds,
+            aspect_embeds=aspect_embeds,
             classification_loss=classification_loss,
             ranking_loss=ranking_loss,
-            hidden_states=base.hidden_states,
-            attentions=base.attentions,
         )
 
 
