@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,11 @@ def test_object_arrays_of_plain_data_and_numeric_arrays_still_load(tmp_path):
     assert loaded["sample_1"]["au"].tolist() == [0, 1, 2] and loaded["sample_2"]["tags"] == ["a", ("b", 1)]
     assert loaded["sample_2"]["none"] is None and loaded["sample_2"]["z"] == 1 + 2j
     assert arrays["weights"].tolist() == np.linspace(0, 1, 5).tolist() and arrays["names"].tolist() == ["x", "y"]
+    old = _object_array({"emo": "sad", "val": np.float32(-1.0)})
+    with open(tmp_path / "old.npy", "wb") as handle:  # protocol 2 (Python 2 era files): bytes via _codecs.encode
+        np.lib.format.write_array_header_1_0(handle, np.lib.format.header_data_from_array_1_0(old))
+        pickle.dump(old, handle, protocol=2)
+    assert load_npz(tmp_path / "old.npy")["arr_0"].tolist() == [{"emo": "sad", "val": -1.0}]
     # the readers: MER-UniBench label files (object arrays) and numeric prediction files
     rows = load_eval_benchmark("mer2023", make_mer2023(tmp_path / "mer2023")).samples
     assert rows["reference"] == ["happy", "angry", "worried"]

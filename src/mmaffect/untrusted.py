@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+# not bytes: bytes(10**12) would be a memory bomb, and protocols >= 3 write bytes without a global
+_PLAIN_BUILTINS = frozenset({"dict", "list", "tuple", "set", "frozenset", "str", "int", "float", "bool", "complex"})
 #: module -> names an object array's pickle may ask for: how numpy rebuilds arrays, dtypes and scalars
 #: (``numpy.core`` is NumPy 1's name), ``_codecs.encode`` (protocol-2 bytes) and the plain builtins.
 _ALLOWED_GLOBALS = {
@@ -33,8 +35,8 @@ _ALLOWED_GLOBALS = {
     "numpy._core.multiarray": {"_reconstruct", "scalar"},
     "numpy.core.multiarray": {"_reconstruct", "scalar"},
     "_codecs": {"encode"},
-    "builtins": {"dict", "list", "tuple", "set", "frozenset", "str", "bytes", "int", "float", "bool", "complex"},
-    "__builtin__": {"dict", "list", "tuple", "set", "frozenset", "str", "bytes", "int", "float", "bool", "complex"},
+    "builtins": _PLAIN_BUILTINS,
+    "__builtin__": _PLAIN_BUILTINS,  # Python 2 pickles
 }
 
 
