@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation_support import make_mer2023
+from evaluation_support import make_mer2023, write_e2e_wheel_dir
 from extraction_support import make_mintrec2 as make_extraction_mintrec2
+from mmaffect.cli import main as mmaffect_main
 from mmaffect.datasets_scripts import load_benchmark
 from mmaffect.datasets_scripts.instruction_data import read_dataset
 from mmaffect.errors import CheckpointError
@@ -177,11 +178,20 @@ def test_evaluation_benchmark_refuses_ids_that_leave_the_data_root(tmp_path):
     assert Path(data.samples[0]["video"]).resolve() == (tmp_path / "elsewhere" / "secret.mp4").resolve()
 
 
-def test_evaluation_cli_has_the_opt_in_flag():
-    from mmaffect.evaluation.cli import build_parser
-
-    args = build_parser().parse_args(["--dataset", "mer2023", "--data-dir", "x", "--allow-outside-data-root"])
-    assert args.allow_outside_data_root is True
+def test_evaluation_cli_refuses_them_unless_the_flag_is_given(tmp_path, capsys):
+    _outside_clip(tmp_path)
+    root = make_mer2023(tmp_path / "data" / "mer2023")
+    np.savez(root / "label-6way.npz", test1_corpus={"../../../elsewhere/secret": {"emo": "happy"}})
+    (root / "transcription-engchi-polish.csv").write_text("name,english\n../../../elsewhere/secret,hi\n", encoding="utf-8")
+    command = ["--predictor", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model-name", "m", "--dataset", "mer2023",
+               "--data-dir", str(root), "--output-dir", str(tmp_path / "out"), "--quiet",
+               "--wheel-dir", str(write_e2e_wheel_dir(tmp_path / "wheel"))]
+    assert mmaffect_main(["evaluate", *command]) == 2
+    assert "outside the data root" in capsys.readouterr().err
+    # with the flag the run reads that file as the sample's video (here: not a video, so it stops there)
+    assert mmaffect_main(["evaluate", *command, "--allow-outside-data-root"]) == 2
+    err = capsys.readouterr().err
+    assert "outside the data root" not in err and "elsewhere/secret.mp4: cannot decode video" in err, err
 
 
 def test_instruction_data_refuses_media_outside_the_data_root(tmp_path):
@@ -201,7 +211,7 @@ def test_instruction_data_refuses_media_outside_the_data_root(tmp_path):
         read_dataset("mer2023", root)
 
 
-def test_lgsrr_benchmark_refuses_ids_that_leave_the_media_folder(tmp_path):
+def test_lgsrr_benchmark_refuses_ids_that_leave_the_media_folder(tmp_path, capsys):
     _outside_clip(tmp_path)
     root, media = tmp_path / "iemocap-da", tmp_path / "media"
     root.mkdir()
@@ -215,6 +225,11 @@ def test_lgsrr_benchmark_refuses_ids_that_leave_the_media_folder(tmp_path):
     with pytest.warns(UserWarning):  # dev/test clips are missing: reported, not an error
         dataset = load_benchmark("iemocap-da", root, media_dir=media, keep_in_memory=True, allow_outside_data_root=True)
     assert Path(dataset["train"][0]["video"]).resolve() == (tmp_path / "elsewhere" / "secret.mp4").resolve()
+    command = ["data-stats", "iemocap-da", "--data-dir", str(root), "--media-dir", str(media)]
+    assert mmaffect_main(command) == 2
+    assert "train.tsv:2: media path '../elsewhere/secret'" in capsys.readouterr().err
+    with pytest.warns(UserWarning):
+        assert mmaffect_main([*command, "--allow-outside-data-root"]) == 0
 
 
 def test_extraction_samples_refuse_video_names_that_leave_the_video_dir(tmp_path, capsys):
