@@ -25,7 +25,10 @@ from mmaffect.evaluation.benchmarks import load_eval_benchmark
 from mmaffect.metrics.records import read_records
 from mmaffect.semantic_extraction import LAYOUTS, read_samples
 from mmaffect.semantic_extraction.backends import build_backend
+from mmaffect.semantic_extraction import load_config
+from mmaffect.semantic_extraction.cli import build_parser as build_extract_parser
 from mmaffect.semantic_extraction.cli import main as extract_main
+from mmaffect.semantic_extraction.cli import overrides_from_args
 from mmaffect.train.mixture_sampler import MixtureSampler
 from mmaffect.untrusted import OutsideDataRootError, UnsafeFileError, load_npz
 
@@ -244,6 +247,8 @@ def test_extraction_samples_refuse_video_names_that_leave_the_video_dir(tmp_path
                str(data_dir), "--video-dir", str(video_dir), "--output-dir", str(tmp_path / "o"), "--splits", "train"]
     assert extract_main(command) == 1
     assert "outside the data root" in capsys.readouterr().err
+    args = build_extract_parser().parse_args([*command, "--allow-outside-data-root"])
+    assert load_config(None, overrides_from_args(args)).allow_outside_data_root is True
 
 
 # ------------------------------------------------------------------------------ secrets
