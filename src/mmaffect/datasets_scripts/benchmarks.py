@@ -42,6 +42,7 @@ from .labels import (
 )
 from .lgsrr_extras import attach_descriptions, attach_ranks, check_aspect_order
 from .reading import SPLIT_FILES, BadRows, CsvFile, TsvFile, read_json_array
+from mmaffect.untrusted import confine
 
 
 class MissingMediaWarning(UserWarning):
@@ -376,12 +377,18 @@ def _media_dirs(media_dir, split: str) -> list[Path]:
     return [root / split, root / SPLIT_FILES[split], root]
 
 
-def attach_media(bench: Benchmark, split: str, rows: SplitRows, media_dir) -> None:
+def attach_media(bench: Benchmark, split: str, rows: SplitRows, media_dir, allow_outside_data_root: bool = False) -> None:
     """Add ``video`` (the clip) and ``audio`` (a sibling audio file, else the clip, whose audio track
-    is decoded with PyAV) path columns; rows without any file get None and are reported."""
+    is decoded with PyAV) path columns; rows without any file get None and are reported. A row id that
+    would make a media path leave the media folders (``../x``, an absolute path) is an error naming the
+    file and line, unless ``allow_outside_data_root``."""
     folders = [folder for folder in _media_dirs(media_dir, split) if folder.is_dir()]
     missing: list[str] = []
-    for row in rows.rows:
+    for row, line in zip(rows.rows, rows.lines):
+        for pattern in (*bench.video_names, f"{{id}}{_AUDIO_SUFFIXES[0]}"):
+            for folder in folders:
+                confine(folder / pattern.format(**row), [folder], where=f"{rows.path}:{line}", value=row["id"],
+                        allow_outside=allow_outside_data_root)
         videos = (folder / pattern.format(**row) for pattern in bench.video_names for folder in folders)
         video = next((path for path in videos if path.is_file()), None)
         audios = (folder / f"{row['id']}{suffix}" for folder in folders for suffix in _AUDIO_SUFFIXES)
@@ -439,6 +446,7 @@ def load_benchmark(
     encoding: str = "utf-8",
     cache_dir: str | os.PathLike | None = None,
     keep_in_memory: bool = False,
+    allow_outside_data_root: bool = False,
 ) -> DatasetDict:
     """Load a benchmark from its public release files as a ``DatasetDict`` (``train``, ``validation``,
     ``test``; the Nano-EmoX chat records have ``train`` and ``test`` only).
@@ -463,6 +471,8 @@ def load_benchmark(
         encoding: text encoding of the files (a UTF-8 BOM is always accepted).
         cache_dir: datasets cache folder (default: ``HF_DATASETS_CACHE``).
         keep_in_memory: build in-memory tables instead of cached Arrow files (then ``map`` does not cache).
+        allow_outside_data_root: accept row ids whose media path leaves ``media_dir`` (refused by default:
+            docs/conventions.md, "Files from others").
     """
     bench = get_benchmark(name)
     aspect_order = check_aspect_order(aspect_order)
@@ -492,7 +502,7 @@ def load_benchmark(
         if absent:
             raise FileNotFoundError(f"media_dir folder(s) not found: {absent}")
         for split, rows in splits.items():
-            attach_media(bench, split, rows, media_dir)
+            attach_media(bench, split, rows, media_dir, allow_outside_data_root)
         features["video"] = Value("string")
         features["audio"] = Value("string")
     bad_rows.warn(f"load_benchmark({bench.name!r})")

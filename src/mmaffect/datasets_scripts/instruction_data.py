@@ -70,6 +70,7 @@ from typing import Any
 
 from mmaffect.datasets_scripts.labels import MELD_SENTIMENTS
 from mmaffect.datasets_scripts.reading import BenchmarkFormatError
+from mmaffect.untrusted import confine, load_npz, npz_names
 
 TASKS = ("MER", "OV-MER", "ERI", "MIR", "ERG")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
@@ -823,11 +824,11 @@ def _read_unibench(root: Path, reader: str, label_files: Sequence[str], transcri
         raise FileNotFoundError(f"{reader}: none of {list(label_files)} in {root}")
     if split not in _UNIBENCH_SPLITS:
         raise ValueError(f"{reader}: split must be one of {list(_UNIBENCH_SPLITS)}, got {split!r}")
-    archive = np.load(label_path, allow_pickle=True)
-    key = next((k for k in _UNIBENCH_SPLITS[split] if k in archive.files), None)
+    arrays = npz_names(label_path)
+    key = next((k for k in _UNIBENCH_SPLITS[split] if k in arrays), None)
     if key is None:
-        raise BenchmarkFormatError(label_path, None, f"no {list(_UNIBENCH_SPLITS[split])} array", detail=f"arrays: {archive.files}")
-    corpus = archive[key].tolist()
+        raise BenchmarkFormatError(label_path, None, f"no {list(_UNIBENCH_SPLITS[split])} array", detail=f"arrays: {arrays}")
+    corpus = load_npz(label_path, [key])[key].tolist()  # object arrays through the data-only unpickler
     if not isinstance(corpus, dict):
         raise BenchmarkFormatError(label_path, None, f"{key} is not a dict of samples", type(corpus).__name__)
     transcription = next((root / name for name in transcription_files if (root / name).is_file()), None)
@@ -1017,13 +1018,24 @@ READERS: dict[str, Callable[..., list[InstructionRecord]]] = {
 }
 
 
-def read_dataset(reader: str, path, **options) -> list[InstructionRecord]:
-    """``READERS[reader](path, **options)`` with a clear error for an unknown reader."""
+def read_dataset(reader: str, path, *, allow_outside_data_root: bool = False, **options) -> list[InstructionRecord]:
+    """``READERS[reader](path, **options)`` with a clear error for an unknown reader.
+
+    Every media path must lie under the data root - ``path`` (its folder for a file), ``media_dir`` or the
+    folder holding ``media_dir`` (AvaMERG keeps ``audio/`` next to ``video/``) - so a sample id or a media path
+    such as ``../../x`` or ``/etc/x`` in a data file cannot make training read an unrelated file; pass
+    ``allow_outside_data_root=True`` for media kept elsewhere on purpose (docs/conventions.md)."""
     if reader not in READERS:
         raise ValueError(f"unknown instruction-data reader {reader!r}; choose one of {sorted(READERS)}")
     records = READERS[reader](path, **options)
     if not records:
         raise ValueError(f"reader {reader!r} found no records in {path} with options {options}")
+    media_dir = options.get("media_dir")
+    roots = [path if Path(path).is_dir() else Path(path).parent]
+    roots += [media_dir, Path(media_dir).parent] if media_dir else []
+    for record in records:
+        for media in (record.video, record.audio):
+            confine(media, roots, where=f"{path}: {reader} record {record.id!r}", allow_outside=allow_outside_data_root)
     return records
 
 

@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--descriptions-dir", help="LGSRR descriptions folder ({train,dev,test}.tsv)")
     parser.add_argument("--ranks-file", help="LGSRR rankings of the train split")
     parser.add_argument("--media-dir", help="folder of the clips (counts the rows without one)")
+    parser.add_argument("--allow-outside-data-root", action="store_true",
+                        help="accept row ids whose clip path leaves --media-dir (refused by default)")
     parser.add_argument("--on-bad-rows", choices=("raise", "skip"), default="raise")
     parser.add_argument("--encoding", default="utf-8")
     parser.add_argument("--tokenizer", help="tokenizer folder or id: adds token length percentiles")
@@ -161,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_benchmark(
         bench.name, args.data_dir, descriptions_dir=args.descriptions_dir, ranks_file=args.ranks_file,
         media_dir=args.media_dir, on_bad_rows=args.on_bad_rows, encoding=args.encoding, keep_in_memory=True,
+        allow_outside_data_root=args.allow_outside_data_root,
     )  # fmt: skip
     tokenizer = None
     if args.tokenizer:

@@ -148,15 +148,14 @@ def _require_file(folder: Path, name: str, title: str) -> Path:
 
 def _load_corpus(path: Path, key: str) -> dict:
     """``np.load(path)[key]`` of a MER-UniBench label file: ``{name: {"emo"|"val": ...}}``."""
-    import numpy as np
+    from mmaffect.untrusted import UnsafeFileError, load_npz, npz_names
 
     try:
-        with np.load(path, allow_pickle=True) as data:
-            if key not in data:
-                raise EvalDataError(f"{path}: no array {key!r}; has {sorted(data.keys())}")
-            corpus = data[key].tolist()
+        if key not in npz_names(path):
+            raise EvalDataError(f"{path}: no array {key!r}; has {sorted(npz_names(path))}")
+        corpus = load_npz(path, [key])[key].tolist()
     except (OSError, ValueError) as error:
-        if isinstance(error, EvalDataError):
+        if isinstance(error, (EvalDataError, UnsafeFileError)):
             raise
         raise EvalDataError(f"{path}: not a readable .npz label file ({error})") from None
     if not isinstance(corpus, dict):
@@ -267,10 +266,9 @@ def _mer_unibench_discrete(label_file: str, corpus_key: str, transcript: str, vi
 
 
 def _has_key(path: Path, key: str) -> bool:
-    import numpy as np
+    from mmaffect.untrusted import npz_names
 
-    with np.load(path, allow_pickle=True) as data:
-        return key in data
+    return key in npz_names(path)
 
 
 def _read_meld(bench: EvalBenchmark, data_dir, media_dir=None) -> EvalData:
@@ -440,13 +438,24 @@ def get_eval_benchmark(name: str) -> EvalBenchmark:
     return EVAL_BENCHMARKS[key]
 
 
-def load_eval_benchmark(name: str, data_dir: str | os.PathLike, media_dir: str | os.PathLike | None = None) -> EvalData:
+def load_eval_benchmark(name: str, data_dir: str | os.PathLike, media_dir: str | os.PathLike | None = None, *,
+                        allow_outside_data_root: bool = False) -> EvalData:
     """The test split of benchmark ``name`` read from ``data_dir`` in its public layout (module doc).
 
     ``media_dir`` replaces ``data_dir`` as the root of the media sub-folders (and is searched itself).
+    A sample id that makes a media path leave ``data_dir`` / ``media_dir`` (``../../x``, an absolute
+    path) is an error unless ``allow_outside_data_root`` (docs/conventions.md, "Files from others").
     """
+    from mmaffect.untrusted import confine
+
     bench = get_eval_benchmark(name)
-    return bench.read(bench, data_dir, media_dir)
+    data = bench.read(bench, data_dir, media_dir)
+    samples = data.samples
+    for row, (sample_id, video, audio) in enumerate(zip(samples["id"], samples["video"], samples["audio"]), start=1):
+        for path in (video, audio):
+            confine(path, (data.source, media_dir), where=f"{data.source}: {bench.title} test row {row} (sample id {sample_id!r})",
+                    allow_outside=allow_outside_data_root)
+    return data
 
 
 def discover_data_dirs(data_root: str | os.PathLike) -> dict[str, Path]:

@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--dataset", help=f"one of {', '.join(EVAL_BENCHMARKS)}")
     data.add_argument("--data-dir", help="the benchmark's folder in its public layout (docs/evaluation.md)")
     data.add_argument("--media-dir", help="root of the media sub-folders when not under --data-dir")
+    data.add_argument("--allow-outside-data-root", action="store_true",
+                      help="accept sample ids whose media path leaves --data-dir / --media-dir (refused by default)")
     data.add_argument("--suite", choices=SUITES, help="paper: every benchmark with data, as Tables 2-5")
     data.add_argument("--data-root", help="--suite: folder holding the release folders (MER-UniBench/..., MER2025, "
                       "MIntRec, MIntRec2, AvaMERG, EMER)")
@@ -139,7 +141,8 @@ def _options(args, predictor) -> dict:
         llm_backend = load_backend(args.llm_backend, _json_arg(args.llm_kwargs, "--llm-kwargs"))
     return dict(media_dir=args.media_dir, prompt_task=args.prompt_task, protocol=args.protocol, wheel_dir=args.wheel_dir,
                 extractor=args.extractor, llm_backend=llm_backend, max_samples=args.max_samples,
-                missing_media=args.missing_media, progress=not args.quiet, scale=_scale(predictor))
+                missing_media=args.missing_media, progress=not args.quiet, scale=_scale(predictor),
+                allow_outside_data_root=args.allow_outside_data_root)
 
 
 def _suite_dirs(args) -> dict:

@@ -145,6 +145,7 @@ def evaluate_benchmark(
     missing_media: str = "error",
     progress: bool = True,
     scale: str | None = None,
+    allow_outside_data_root: bool = False,
 ) -> dict:
     """Evaluate ``predictor`` on one benchmark and write the files of the module doc.
 
@@ -160,6 +161,7 @@ def evaluate_benchmark(
         max_samples: evaluate the first N test samples only.
         missing_media: ``"error"`` (default: a sample without a needed video / audio file stops the
             run before anything is generated) or ``"omit"`` (its prompt leaves that modality out).
+        allow_outside_data_root: accept media paths that leave ``data_dir`` / ``media_dir`` (refused by default).
 
     Returns:
         the ``results.json`` content.
@@ -171,7 +173,7 @@ def evaluate_benchmark(
     else:
         if data_dir is None:
             raise ValueError(f"benchmark {benchmark!r} needs a data_dir")
-        data = load_eval_benchmark(benchmark, data_dir, media_dir)
+        data = load_eval_benchmark(benchmark, data_dir, media_dir, allow_outside_data_root=allow_outside_data_root)
     if max_samples is not None:
         if max_samples < 1:
             raise ValueError(f"max_samples must be >= 1, got {max_samples}")

@@ -111,12 +111,12 @@ def _raw_rows(path: Path) -> list[tuple[int, dict]]:
                 raise ValueError(f"{path}: empty file (no header row)")
             return [(line_number, dict(row)) for line_number, row in enumerate(reader, start=2)]
     if suffix == ".npz":
-        import numpy as np
+        from mmaffect.untrusted import load_npz  # object arrays through the data-only unpickler
 
-        with np.load(path, allow_pickle=True) as data:
-            if "filenames" not in data or "fileitems" not in data:
-                raise ValueError(f"{path}: an .npz needs arrays 'filenames' and 'fileitems'; has {list(data.keys())}")
-            names, items = data["filenames"].tolist(), data["fileitems"].tolist()
+        data = load_npz(path)
+        if "filenames" not in data or "fileitems" not in data:
+            raise ValueError(f"{path}: an .npz needs arrays 'filenames' and 'fileitems'; has {list(data.keys())}")
+        names, items = data["filenames"].tolist(), data["fileitems"].tolist()
         if len(names) != len(items):
             raise ValueError(f"{path}: {len(names)} filenames but {len(items)} fileitems")
         return [(index + 1, {"id": str(name), "value": item}) for index, (name, item) in enumerate(zip(names, items))]

@@ -37,6 +37,8 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from mmaffect.untrusted import redact, redact_text
+
 Messages = list[dict[str, str]]
 
 
@@ -160,7 +162,7 @@ class OpenAICompatibleBackend:
         # base_url is left out on purpose: the same model behind another URL keeps its cache
         return {
             "backend": "openai", "model": self.model_id, "temperature": self.temperature,
-            "max_tokens": self.max_tokens, "seed": self.seed, "extra_body": self.extra_body,
+            "max_tokens": self.max_tokens, "seed": self.seed, "extra_body": redact(self.extra_body),
             "num_frames": self.num_frames, "frame_max_side": self.frame_max_side,
         }  # fmt: skip
 
@@ -202,7 +204,8 @@ class OpenAICompatibleBackend:
             with self._slots, urllib.request.urlopen(request, timeout=self.timeout) as response:
                 raw = response.read()
         except urllib.error.HTTPError as error:
-            detail = _snippet(error.read() if error.fp else b"")
+            # a server may echo the request headers (the key) in its error page
+            detail = redact_text(_snippet(error.read() if error.fp else b""), self._request_headers().values())
             status = error.code
             if status == 429 or status == 408 or status >= 500:
                 raise _Retryable(f"HTTP {status} from {self.url}: {detail}", _retry_after(error.headers)) from None
@@ -482,7 +485,8 @@ def build_backend(spec: dict[str, Any]) -> ChatBackend:
     """A backend from a config mapping: ``type`` (openai | transformers | transformers-video) plus the
     constructor arguments of that class (``model`` always; ``base_url`` for openai)."""
     if not isinstance(spec, dict) or "type" not in spec:
-        raise ValueError(f"a backend spec is a mapping with a 'type' ({' | '.join(BACKEND_TYPES)}); got {spec!r}")
+        # redact: a spec carries headers / api keys, and this message reaches terminals and CI logs
+        raise ValueError(f"a backend spec is a mapping with a 'type' ({' | '.join(BACKEND_TYPES)}); got {redact(spec)!r}")
     kind = _TYPE_ALIASES.get(spec["type"], spec["type"])
     if kind not in BACKEND_TYPES:
         raise ValueError(f"unknown backend type {spec['type']!r}; use one of {sorted(BACKEND_TYPES)}")

@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--retry-failed", action="store_true", default=None,
                         help="ask the LLM again for samples whose earlier replies were unusable")
     common.add_argument("--no-progress", action="store_true", help="no progress bars")
+    common.add_argument("--allow-outside-data-root", action="store_true", default=None,
+                        help="accept video names that leave --video-dir (refused by default)")
     common.add_argument("--fsync", action="store_true", default=None, help="fsync the cache after every reply")
     # default backend
     _backend_flags(common, "", "LLM")
@@ -164,6 +166,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "output_dir": args.output_dir, "splits": args.splits, "limit": args.limit, "aspects": args.aspects,
         "use_discovered_aspects": args.use_discovered_aspects, "retry_failed": args.retry_failed,
         "fsync": args.fsync, "progress": False if args.no_progress else None,
+        "allow_outside_data_root": args.allow_outside_data_root,
         "backend": _backend_spec(args, ""),
     }  # fmt: skip
     video = _backend_spec(args, "video_")

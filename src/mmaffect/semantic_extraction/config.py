@@ -54,6 +54,7 @@ class ExtractionConfig:
     describe: dict[str, Any] = field(default_factory=dict)
     rank: dict[str, Any] = field(default_factory=dict)
     retry_failed: bool = False
+    allow_outside_data_root: bool = False  # video names leaving video_dir are refused unless set
     fsync: bool = False
     progress: bool = True
 

@@ -69,7 +69,8 @@ class Extraction:
             cache.close()
 
     def samples(self, split: str) -> list[Sample]:
-        samples = read_samples(self.layout, self.config.data_dir, split, self.config.video_dir)
+        samples = read_samples(self.layout, self.config.data_dir, split, self.config.video_dir,
+                               self.config.allow_outside_data_root)
         return samples[: self.config.limit] if self.config.limit else samples
 
     def aspects(self) -> list[AspectSpec]:

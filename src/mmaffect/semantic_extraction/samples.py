@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from mmaffect.untrusted import confine
+
 # IEMOCAP-DA ``DA`` codes -> act names, as in the LGSRR code (also in mmaffect.datasets_scripts.labels;
 # kept here so extraction does not import the datasets stack).
 IEMOCAP_DA_CODES = {
@@ -126,9 +128,11 @@ class Sample:
 
 
 def read_samples(layout: DatasetLayout, data_dir: str | os.PathLike, split: str,
-                 video_dir: str | os.PathLike | None = None) -> list[Sample]:
+                 video_dir: str | os.PathLike | None = None, allow_outside_data_root: bool = False) -> list[Sample]:
     """The rows of ``data_dir/{text_file}`` for ``split``, in file order, with duplicate ids refused. Cells
-    are read verbatim, one row per line (as ``mmaffect.load_benchmark`` reads them)."""
+    are read verbatim, one row per line (as ``mmaffect.load_benchmark`` reads them). A video name that
+    leaves ``video_dir`` (``../x``, an absolute path) is an error naming file and line, unless
+    ``allow_outside_data_root`` (docs/conventions.md, "Files from others")."""
     path = Path(data_dir) / layout.text_file.format(split=split)
     if not path.is_file():
         raise SampleFileError(f"text annotations for split {split!r} not found: {path}")
@@ -162,7 +166,8 @@ def read_samples(layout: DatasetLayout, data_dir: str | os.PathLike, split: str,
             video = None
             if video_dir is not None:
                 name = layout.video_pattern.format(**{c: values[c] for c in layout.id_columns})
-                video = os.fspath(Path(video_dir) / name)
+                video = os.fspath(confine(Path(video_dir) / name, [video_dir], where=f"{path}:{line}", value=name,
+                                          allow_outside=allow_outside_data_root))
             samples.append(Sample(
                 split=split, id=sample_id, keys=keys, text=values[layout.text_column], label=label,
                 intent=layout.label_names.get(label, label), video=video, line=line,

@@ -59,6 +59,7 @@ from mmaffect.checkpoints import (
     write_text_atomic,
 )
 from mmaffect.datasets_scripts.instruction_data import TASKS, InstructionRecord, P2ECollator
+from mmaffect.errors import CheckpointError
 
 from .mixture_sampler import MixtureSampler
 from .p2e_phases import (
@@ -383,6 +384,20 @@ def complete_checkpoints(folder: Path) -> list[Path]:
         return []
     found = [p for p in folder.iterdir() if p.is_dir() and re.fullmatch(CHECKPOINT_PREFIX + r"\d+", p.name) and (p / COMPLETE_MARKER).is_file()]
     return sorted(found, key=_step_of)
+
+
+def read_trainer_state(path: Path) -> dict[str, Any]:
+    """The P2E trainer state of a checkpoint (phase, step, micro-batch count, sampler state: strings,
+    numbers and dicts only), loaded with ``weights_only=True`` so a checkpoint from someone else cannot run
+    code; states written by earlier versions load unchanged (they hold the same plain values)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - UnpicklingError, a truncated zip, ...: one line naming the file
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path}: not a loadable P2E trainer state (plain values only): {reason}") from None
+    if not isinstance(state, dict) or not {"phase", "micro_batches", "sampler"} <= set(state):
+        raise CheckpointError(f"{path}: a P2E trainer state holds phase, micro_batches and sampler; got {state!r:.200}")
+    return state
 
 
 class _TrainableOnlyCheckpoints:
@@ -755,7 +770,7 @@ class P2ETrainer:
         if existing:
             latest = existing[-1]
             accelerator.load_state(str(latest))
-            state = torch.load(latest / TRAINER_STATE, map_location="cpu", weights_only=False)
+            state = read_trainer_state(latest / TRAINER_STATE)
             if state["phase"] != phase.name:
                 raise RuntimeError(f"checkpoint {latest} belongs to phase {state['phase']!r}, not {phase.name!r}")
             sampler.load_state_dict(state["sampler"])
