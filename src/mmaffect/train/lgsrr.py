@@ -653,12 +653,12 @@ def train(cfg: LGSRRTrainingConfig, run_dir: str | os.PathLike | None = None) ->
     """One training run (one seed). Returns the results dict that is also written to ``results.json``.
 
     The run folder is locked for the run (:mod:`mmaffect.run_lock`): a second run into it is refused."""
-    from accelerate import PartialState
-
     from mmaffect.run_lock import run_lock
 
     run_dir = Path(run_dir or cfg.output_dir)
-    with run_lock(run_dir, is_main_process=PartialState().is_main_process):
+    # the rank from the launcher's environment: a PartialState() built before the Accelerator would miss
+    # ACCELERATE_USE_CPU and set up a one-process state that the Accelerator then keeps
+    with run_lock(run_dir):
         return _train(cfg, run_dir)
 
 
@@ -1027,11 +1027,9 @@ def run(cfg: LGSRRTrainingConfig) -> dict:
         return train(cfg)
     if cfg.resume_from_checkpoint not in (None, "latest"):
         raise ValueError("with several seeds, resume_from_checkpoint can only be 'latest' (each seed resumes its own run)")
-    from accelerate import PartialState
-
     from mmaffect.run_lock import run_lock
 
-    with run_lock(cfg.output_dir, is_main_process=PartialState().is_main_process):
+    with run_lock(cfg.output_dir):  # the main process (RANK 0) of the launch
         return _run_seeds(cfg)
 
 
