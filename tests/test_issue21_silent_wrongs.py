@@ -276,7 +276,7 @@ def _hold(folder, pid):
     return folder / LOCK_NAME
 
 
-def test_run_lock_refuses_a_live_holder_takes_over_a_dead_one_and_releases(tmp_path, live_pid):
+def test_run_lock_refuses_a_live_holder_takes_over_a_dead_one_and_releases(tmp_path, live_pid, monkeypatch):
     """Before: there was no lock at all (mmaffect.run_lock did not exist)."""
     from mmaffect.run_lock import RunLockedError, run_lock
 
@@ -286,6 +286,10 @@ def test_run_lock_refuses_a_live_holder_takes_over_a_dead_one_and_releases(tmp_p
             pass
     with run_lock(tmp_path, is_main_process=False) as path:  # another rank of the main process's run
         assert path is None
+    monkeypatch.setenv("RANK", "1")  # as `accelerate launch` sets it for the second process
+    with run_lock(tmp_path) as path:
+        assert path is None
+    monkeypatch.setenv("RANK", "0")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     _hold(tmp_path, dead.pid)

@@ -253,6 +253,7 @@ def _write_eri_csv(path: Path, ids: Sequence[str], replies: Sequence[str]) -> No
             writer.writerow([sample_id, "", reply])
 
 
+@locks_output_dir  # a second suite would rewrite the tables with the first one's folders reported as busy
 def run_suite(
     predictor,
     data_dirs: Mapping[str, str | os.PathLike],
