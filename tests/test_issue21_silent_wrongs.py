@@ -46,21 +46,29 @@ def test_predict_refuses_its_input_as_output(tiny, tmp_path, capsys):
     assert source.read_text() == before
 
 
-def test_predict_resumes_only_its_own_output_and_says_what_it_reused(tiny, tmp_path, capsys):
-    """Before: any output whose ids were in the input counted as done (another model's, another input's)."""
-    from safetensors.torch import load_file, save_file
-
+@pytest.fixture
+def finished(tiny, tmp_path, capsys):
+    """A finished `mmaffect predict` run: (input, output, the output's text)."""
     source, output = _write_jsonl(tmp_path / "rows.jsonl", _rows()), tmp_path / "p.jsonl"
     assert _predict("--model", tiny, "--input", source, "--output", output) == 0
-    complete = output.read_text()
     capsys.readouterr()
-    # a killed run: one record left; the rerun says how many rows it reused
-    output.write_text(complete.splitlines(keepends=True)[1])
+    return source, output, output.read_text()
+
+
+def test_predict_says_how_many_rows_it_reused(tiny, finished, capsys):
+    """Before: nothing said that rows were reused."""
+    source, output, complete = finished
+    output.write_text(complete.splitlines(keepends=True)[1])  # a killed run: one record left
     assert _predict("--model", tiny, "--input", source, "--output", output) == 0
     assert "1 of 3 row(s) reused" in capsys.readouterr().err and output.read_text() == complete
 
-    # another model (the same folder with one weight changed) -> refused, the file kept as it is
-    other = tmp_path / "other_model"
+
+def test_predict_refuses_an_output_of_another_model(tiny, finished, tmp_path, capsys):
+    """Before: another model's predictions were kept as if they were this model's."""
+    from safetensors.torch import load_file, save_file
+
+    source, output, complete = finished
+    other = tmp_path / "other_model"  # the same folder with one weight changed
     shutil.copytree(tiny, other)
     tensors = load_file(other / "model.safetensors")
     name = sorted(tensors)[0]
@@ -70,15 +78,23 @@ def test_predict_resumes_only_its_own_output_and_says_what_it_reused(tiny, tmp_p
     err = capsys.readouterr().err
     assert f"--output {output} was written for another model" in err and len(err.strip().splitlines()) == 1
     assert output.read_text() == complete
+    assert _predict("--model", tiny, "--input", source, "--output", output, "--top-k", "2") == 2  # other settings
+    assert "top_k 5; now" in capsys.readouterr().err
 
-    # the same ids with other content (another input) -> refused naming the row and line
+
+def test_predict_refuses_an_output_of_other_input_rows(tiny, finished, capsys):
+    """Before: the same ids with other text kept their old predictions."""
+    source, output, complete = finished
     _write_jsonl(source, _rows(word="rude"))
     assert _predict("--model", tiny, "--input", source, "--output", output) == 2
     err = capsys.readouterr().err
     assert f"--output {output}:1: row 'r0' was predicted from another input row than --input line 1" in err
     assert output.read_text() == complete
 
-    # a file that mmaffect predict did not write (no fingerprint) -> refused, not overwritten or truncated
+
+def test_predict_refuses_a_file_it_did_not_write(tiny, finished, tmp_path, capsys):
+    """Before: its records counted as done, and its unfinished last line was cut off."""
+    source = finished[0]
     foreign = tmp_path / "notes.jsonl"
     foreign.write_text('{"id": "r0", "label": "mine"}\n{"id": "r1"')
     assert _predict("--model", tiny, "--input", source, "--output", foreign) == 2
@@ -185,30 +201,47 @@ def mosi(tmp_path_factory):
     return make_mosi(root / "data"), write_e2e_wheel_dir(root / "wheels")
 
 
-def test_wrong_and_undecodable_reply_lines_are_skipped_and_regenerated(mosi, tmp_path):
-    """Before: a line without `reply` raised KeyError, a number was scored as a reply, a non-UTF-8 byte
-    stopped the run with a UnicodeDecodeError naming no file."""
+def _damaged_replies(mosi, folder, damage):
+    """A finished run whose replies.jsonl lines are damaged by ``damage(records) -> list of bytes``; the
+    rerun's predictor and result, and the warnings."""
     from mmaffect.evaluation import evaluate_benchmark
 
     data, wheels = mosi
-    evaluate_benchmark(_Scripted(MOSI_REPLIES), "mosi", tmp_path, data_dir=data, wheel_dir=wheels, progress=False)
-    replies = tmp_path / "replies.jsonl"
-    lines = replies.read_text(encoding="utf-8").splitlines()
-    records = [json.loads(line) for line in lines]
-    del records[0]["reply"]
-    records[1]["reply"] = 5
-    raw = [json.dumps(r).encode() for r in records[:3]]
-    raw[2] = raw[2].replace(b'"neutral"', b'"neu\xfftral"')
-    replies.write_bytes(b"\n".join(raw + [lines[3].encode()]) + b"\n")
+    evaluate_benchmark(_Scripted(MOSI_REPLIES), "mosi", folder, data_dir=data, wheel_dir=wheels, progress=False)
+    replies = folder / "replies.jsonl"
+    records = [json.loads(line) for line in replies.read_text(encoding="utf-8").splitlines()]
+    replies.write_bytes(b"\n".join(damage(records)) + b"\n")
     again = _Scripted(MOSI_REPLIES)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = evaluate_benchmark(again, "mosi", tmp_path, data_dir=data, wheel_dir=wheels, progress=False)
-    assert again.asked == ["abc_1", "abc_2", "def_3"] and result["num_cached"] == 1
-    messages = [str(w.message) for w in caught]
-    for line in (1, 2, 3):
-        assert f"{replies}:{line}: unreadable cache line skipped" in messages, messages
+        result = evaluate_benchmark(again, "mosi", folder, data_dir=data, wheel_dir=wheels, progress=False)
+    return again, result, [str(w.message) for w in caught]
+
+
+def test_reply_lines_of_the_wrong_shape_are_skipped_and_regenerated(mosi, tmp_path):
+    """Before: a line without `reply` raised KeyError; a number as `reply` was scored as a reply."""
+    def damage(records):
+        del records[0]["reply"]
+        records[1]["reply"] = 5
+        return [json.dumps(r).encode() for r in records]
+
+    again, result, messages = _damaged_replies(mosi, tmp_path, damage)
+    assert again.asked == ["abc_1", "abc_2"] and result["num_cached"] == 2
+    for line in (1, 2):
+        assert f"{tmp_path / 'replies.jsonl'}:{line}: unreadable cache line skipped" in messages, messages
     assert result["metrics"]["accuracy"] == 1.0
+
+
+def test_a_reply_line_that_is_not_utf8_is_named_skipped_and_regenerated(mosi, tmp_path):
+    """Before: `UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff` naming no file stopped the run."""
+    def damage(records):
+        lines = [json.dumps(r).encode() for r in records]
+        lines[2] = lines[2].replace(b'"neutral"', b'"neu\xfftral"')
+        return lines
+
+    again, result, messages = _damaged_replies(mosi, tmp_path, damage)
+    assert again.asked == ["def_3"] and result["num_cached"] == 3
+    assert f"{tmp_path / 'replies.jsonl'}:3: unreadable cache line skipped" in messages, messages
 
 
 def test_truncated_nano_emox_weights_are_named_by_mmaffect_evaluate(mosi, tmp_path, capsys):
