@@ -332,6 +332,15 @@ def test_run_lock_refuses_a_live_holder_takes_over_a_dead_one_and_releases(tmp_p
                 assert json.loads(lock.read_text())["pid"] == os.getpid()
                 raise KeyError("the run failed")
     assert not lock.exists()  # released on the exception
+    lock.write_text("")  # created by a run that has not written its pid yet: busy; later, a stale leftover
+    with pytest.raises(RunLockedError, match="is being taken by another run that is starting"):
+        with run_lock(tmp_path):
+            pass
+    os.utime(lock, (0, 0))
+    with pytest.warns(UserWarning, match="taking over"):
+        with run_lock(tmp_path):
+            pass
+    assert not lock.exists()
 
 
 def test_train_and_evaluate_refuse_a_locked_output_dir(tmp_path, live_pid, mosi, capsys):

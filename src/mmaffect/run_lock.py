@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 LOCK_NAME = ".mmaffect.lock"
+_STARTING_SECONDS = 10  # an empty lock file younger than this belongs to a run that is writing it
 _held: dict[str, int] = {}  # lock path -> nesting depth in this process (a suite calling a benchmark run)
 
 
@@ -53,6 +54,13 @@ def _read_holder(path: Path) -> dict:
         return {}  # torn by a kill between create and write: treated as stale below
 
 
+def _age_seconds(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")
+
+
 def _try_create(path: Path) -> bool:
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -80,6 +88,8 @@ def acquire(folder: str | os.PathLike) -> Path:
             return path
         holder = _read_holder(path)
         pid, host = holder.get("pid"), holder.get("host")
+        if pid is None and _age_seconds(path) < _STARTING_SECONDS:  # created, not yet written: a run starting now
+            raise RunLockedError(f"{folder} is being taken by another run that is starting (lock file {path})")
         if isinstance(pid, int) and (host != socket.gethostname() or _pid_alive(pid)):
             where = f" on {host}" if host != socket.gethostname() else ""
             raise RunLockedError(f"{folder} is in use by another run (pid {pid}{where}, started "
