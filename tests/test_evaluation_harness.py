@@ -271,7 +271,9 @@ def test_dispatcher_keeps_the_lgsrr_path(tiny_model, tmp_path):
     lgsrr = tmp_path / "lgsrr"
     lgsrr.mkdir()
     (lgsrr / "config.json").write_text(json.dumps({"model_type": "lgsrr"}))
-    assert evaluate_cli._is_classifier_folder(str(lgsrr)) and evaluate_cli._is_classifier_folder(str(tmp_path))
+    assert evaluate_cli._is_classifier_folder(str(lgsrr))
+    with pytest.raises(FileNotFoundError, match="has no config.json"):  # neither path: say so (issue 21, item 8)
+        evaluate_cli._is_classifier_folder(str(tmp_path))
     assert not evaluate_cli._is_classifier_folder(str(tiny_model)) and not evaluate_cli._is_classifier_folder("org/some-hub-id")
 
 

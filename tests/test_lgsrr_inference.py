@@ -285,7 +285,7 @@ def test_predict_resumes_by_id_and_keeps_what_it_wrote(tiny, tmp_path):
     # a run killed in the middle of writing: two records and half of a third
     lines = complete.splitlines(keepends=True)
     output.write_text(lines[3] + lines[1] + lines[0][:25])
-    assert predict.predict_file(tiny, source, output, progress=False) == {"rows": 5, "predicted": 3, "skipped": 2}
+    assert predict.predict_file(tiny, source, output, progress=False) == {"rows": 5, "predicted": 3, "skipped": 2, "bad_rows": 0}
     assert output.read_text() == complete  # the same file as one uninterrupted run, in input order
     # a bad row stops the next run before anything runs, naming file and line; the output stays
     _write_jsonl(source, rows + [{"id": "r9", "text": "hi", "descriptions": {"actions": "a"}}])

@@ -112,7 +112,7 @@ def test_msa_every_returned_key_and_both_protocols():
     # official: "Positive" and "1" are unparsed -> neutral (not positive); truth T F F T, pred F F T F:
     # class T F=0, class F P=1/3 R=1/2 F=0.4, weighted by support 2 and 2 -> 0.2
     assert official == {"waf": pytest.approx(0.2), "accuracy": 0.25, "num_scored": 4, "num_samples": 4,
-                        "num_unparsed_predictions": 2, "protocol": "official"}
+                        "num_unparsed_predictions": 2, "num_treated_as_neutral": 2, "protocol": "official"}
     guarded = msa_scores(predictions, references, protocol="mmaffect")
     assert guarded["accuracy"] == 0.75 and guarded["num_unparsed_predictions"] == 0
     assert guarded["protocol"] == "mmaffect"

@@ -69,6 +69,19 @@ def run_command(command: str, func: Callable[[list[str]], int | None], argv: Seq
         return 2
 
 
+def read_text_utf8(path: str | os.PathLike, encoding: str = "utf-8") -> str:
+    """A text file's content; a byte that is not UTF-8 is a ``ValueError`` naming the file, line, column
+    and byte (Python's own ``UnicodeDecodeError`` names none of them)."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[error.start]:02x} at column {column}); "
+                         "save the file as UTF-8") from None
+
+
 def read_yaml_file(path: str | os.PathLike, what: str = "config file"):
     """A YAML file's content; a syntax error names the file, line and column (yaml says ``<unicode string>``)."""
     import yaml
@@ -77,7 +90,7 @@ def read_yaml_file(path: str | os.PathLike, what: str = "config file"):
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(read_text_utf8(path))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -86,4 +99,4 @@ def read_yaml_file(path: str | os.PathLike, what: str = "config file"):
         raise UsageError(f"{what} {path}: invalid YAML{where}: {problem}" + (f" ({context})" if context else "")) from None
 
 
-__all__ = ["CheckpointError", "DiskFullError", "UsageError", "one_line", "read_yaml_file", "run_command", "split_debug_flag"]
+__all__ = ["CheckpointError", "DiskFullError", "UsageError", "one_line", "read_text_utf8", "read_yaml_file", "run_command", "split_debug_flag"]

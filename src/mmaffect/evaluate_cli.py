@@ -25,12 +25,16 @@ def _value(argv: list[str], flag: str) -> str | None:
 
 
 def _is_classifier_folder(model: str | None) -> bool:
-    """An LGSRR / text-only folder (or a folder without config.json, whose error the LGSRR path explains)."""
+    """An LGSRR / text-only folder; a folder without config.json is an error saying so (no flag of either
+    path would help)."""
     folder = Path(model or "")
     if not folder.is_dir():
         return False  # a Hub id: only multimodal LMs are loaded from the Hub here
-    if (folder / "text_only.json").exists() or not (folder / "config.json").exists():
+    if (folder / "text_only.json").exists():
         return True
+    if not (folder / "config.json").exists():
+        raise FileNotFoundError(f"--model {folder}: the folder has no config.json, so it is not a saved model (expected "
+                                "best_model/ of mmaffect train, or a folder written by save_pretrained)")
     try:
         return json.loads((folder / "config.json").read_text()).get("model_type") in ("lgsrr", "lgsrr_text_only")
     except (OSError, ValueError):

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mmaffect.metrics._llm import JsonlCache
+from mmaffect.run_lock import locks_output_dir
 
 from .benchmarks import EvalData, get_eval_benchmark, load_eval_benchmark
 from .predictors import EvalRequest
@@ -60,7 +61,8 @@ class ReplyStore:
     def __init__(self, path: str | os.PathLike, fingerprint: Mapping[str, Any]):
         self.fingerprint = json.dumps(fingerprint, sort_keys=True, default=str)
         self.digest = hashlib.sha256(self.fingerprint.encode("utf-8")).hexdigest()[:16]
-        self.cache = JsonlCache(path)
+        # valid JSON without a text reply (hand-edited, another tool's file) is skipped like a torn line
+        self.cache = JsonlCache(path, is_valid=lambda record: isinstance(record.get("reply"), str))
 
     def _key(self, sample_id: str) -> str:
         return f"{self.digest}:{sample_id}"
@@ -128,6 +130,7 @@ def format_summary(result: dict) -> str:
     return "\n".join(lines)
 
 
+@locks_output_dir  # one generation run per folder at a time (the main process; other ranks pass)
 def evaluate_benchmark(
     predictor,
     benchmark: str | EvalData,
@@ -252,6 +255,7 @@ def _write_eri_csv(path: Path, ids: Sequence[str], replies: Sequence[str]) -> No
             writer.writerow([sample_id, "", reply])
 
 
+@locks_output_dir  # a second suite would rewrite the tables with the first one's folders reported as busy
 def run_suite(
     predictor,
     data_dirs: Mapping[str, str | os.PathLike],

@@ -147,6 +147,10 @@ class NanoEmoXPredictor:
                     f"--model {model}: model_type {getattr(config, 'model_type', None)!r} is not a Nano-EmoX checkpoint "
                     "(use --predictor openai for other multimodal LMs behind an OpenAI-compatible server)"
                 )
+            if Path(model).is_dir():  # a truncated / corrupt weights file: an error naming it, not safetensors' own
+                from mmaffect.checkpoints import check_weight_files
+
+                check_weight_files(model)
             if processor is None:
                 processor = AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)
             model = AutoModelForImageTextToText.from_pretrained(model, trust_remote_code=trust_remote_code, dtype=dtype)

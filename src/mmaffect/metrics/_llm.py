@@ -68,27 +68,28 @@ def cache_key(*parts: str) -> str:
 class JsonlCache:
     """Append-only JSONL store ``{"key": ..., ...}``: loaded once, one flushed line per new answer.
 
-    A line that cannot be parsed (e.g. the torn last line of a killed run) is skipped with a warning
-    that names the file and line; its query is simply asked again, on a new line.
+    A line that cannot be parsed (e.g. the torn last line of a killed run, cut inside a UTF-8
+    character or not), or that ``is_valid(record)`` rejects, is skipped with a warning that names the
+    file and line; its query is simply asked again, on a new line.
     """
 
-    def __init__(self, path: str | os.PathLike | None):
+    def __init__(self, path: str | os.PathLike | None, is_valid=None):
         self.path = Path(path) if path is not None else None
         self.records: dict[str, dict] = {}
         self._needs_newline = False  # a killed run can leave a torn last line without "\n"
         if self.path is not None and self.path.exists() and self.path.stat().st_size > 0:
-            with self.path.open("rb") as handle:
-                handle.seek(-1, os.SEEK_END)
-                self._needs_newline = handle.read(1) != b"\n"
-            with self.path.open(encoding="utf-8") as handle:
-                for line_number, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        record = json.loads(line)
-                        self.records[record["key"]] = record
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        warnings.warn(f"{self.path}:{line_number}: unreadable cache line skipped", stacklevel=2)
+            raw = self.path.read_bytes()
+            self._needs_newline = not raw.endswith(b"\n")
+            for line_number, line in enumerate(raw.split(b"\n"), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line.decode("utf-8"))
+                    if not isinstance(record, dict) or (is_valid is not None and not is_valid(record)):
+                        raise TypeError("rejected")
+                    self.records[record["key"]] = record
+                except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+                    warnings.warn(f"{self.path}:{line_number}: unreadable cache line skipped", stacklevel=2)
 
     def get(self, key: str) -> dict | None:
         return self.records.get(key)

@@ -192,6 +192,7 @@ def _load(args, prediction_candidates, reference_candidates):
         "num_missing_predictions": sum(1 for sample_id in references if sample_id not in predictions),
         "num_extra_predictions": len(extra),
     }
+    info["reference_lines"] = [f"{args.references}:{references_file.lines[sample_id]}" for sample_id in ids]
     return predictions_file, ids, aligned_predictions, aligned_references, info
 
 
@@ -226,6 +227,7 @@ def run_task(args) -> dict:
             raise ValueError(f"{error}; for free-text predictions pass --extractor lexicon or llm") from None
         raise
     _check_nonempty_references(ids, references, args)
+    reference_lines = info.pop("reference_lines")
     result: dict[str, Any] = {"task": task, **info, "num_scored_samples": len(ids)}
     extractor_name = "none (labels given)"
 
@@ -243,7 +245,11 @@ def run_task(args) -> dict:
         if text_mode:
             sentiments = [items[0] if items else "" for items in sentiments]
         metrics = msa.msa_scores(sentiments, references, unknown_prediction=args.unknown_prediction or "neutral",
-                                 protocol=args.protocol)
+                                 protocol=args.protocol, reference_names=reference_lines)
+        if metrics["num_treated_as_neutral"]:  # the benchmark's rule, but never without a word
+            print(f"mmaffect evaluate: warning: {metrics['num_treated_as_neutral']} of {len(ids)} prediction(s) in "
+                  f"{args.predictions} are not a sentiment ({metrics['protocol']} protocol) and were scored as neutral; "
+                  "--unknown-prediction error lists them", file=sys.stderr)
         table = {"WAF": 100 * metrics["waf"], "Acc": 100 * metrics["accuracy"]}
     elif task == "mir":
         y_pred = ["" if value is None else str(value).strip() for value in predictions]

@@ -62,6 +62,7 @@ def msa_scores(
     references: Sequence[float],
     unknown_prediction: str = "neutral",
     protocol: str | None = None,
+    reference_names: Sequence[str] | None = None,
 ) -> dict:
     """WAF and accuracy of sentiment predictions against continuous reference scores.
 
@@ -72,9 +73,13 @@ def msa_scores(
             counts as neutral, i.e. 0) or ``"error"`` (raise ``ValueError`` naming the samples).
         protocol: ``"official"`` (default; exact match) or ``"mmaffect"`` (lenient parsing), see the
             module docstring.
+        reference_names: where each reference was read (``"refs.csv:4"``), named by the error for a
+            reference that is not a number or is NaN (default ``reference #i``).
 
     Returns:
-        ``{"waf", "accuracy", "num_scored", "num_samples", "num_unparsed_predictions", "protocol"}``.
+        ``{"waf", "accuracy", "num_scored", "num_samples", "num_unparsed_predictions",
+        "num_treated_as_neutral", "protocol"}``; ``num_treated_as_neutral`` counts the predictions
+        (NaN, ``"abc"``, ...) that were scored as neutral because they are not a sentiment.
     """
     protocol = check_protocol(protocol, "msa")
     read = official_sentiment_value if protocol == "official" else sentiment_to_value
@@ -97,12 +102,13 @@ def msa_scores(
         raise ValueError(f"{len(unparsed)} prediction(s) are not {wanted}: {shown}")
     truths = []
     for index, reference in enumerate(references):
+        label = f"{reference_names[index]}: reference" if reference_names is not None else f"reference #{index}"
         try:
             truth = float(reference)
         except (TypeError, ValueError):
-            raise ValueError(f"reference #{index} is not a number: {reference!r}") from None
+            raise ValueError(f"{label} is not a number: {reference!r}") from None
         if math.isnan(truth):
-            raise ValueError(f"reference #{index} is NaN")
+            raise ValueError(f"{label} is NaN")
         truths.append(truth)
     kept = [i for i, truth in enumerate(truths) if truth != 0]
     if not kept:
@@ -114,5 +120,6 @@ def msa_scores(
         "num_scored": len(kept),
         "num_samples": len(references),
         "num_unparsed_predictions": len(unparsed),
+        "num_treated_as_neutral": len(unparsed),
         "protocol": protocol,
     }

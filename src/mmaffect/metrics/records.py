@@ -17,11 +17,14 @@ present; otherwise, for MELD / MIntRec-style tables with dialogue and utterance 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+from mmaffect.errors import read_text_utf8
 
 ID_FIELDS = ("id", "name", "names", "sample_id", "video_id", "video", "utt_id")
 _DIALOGUE_FIELDS = ("Dialogue_ID", "Dialogue_id", "dialogue_id", "Dia")
@@ -65,21 +68,25 @@ class RecordFile:
         )
 
 
-def read_jsonl_objects(path: Path) -> list[tuple[int, dict]]:
+def read_jsonl_objects(path: Path, bad: list[tuple[int, str]] | None = None) -> list[tuple[int, dict]]:
     """``(line number, object)`` for every non-blank line of a JSONL file; a line that is not a JSON
-    object is a ``ValueError`` naming ``path:line``."""
+    object is a ``ValueError`` naming ``path:line`` (or, with a ``bad`` list, appended to it as
+    ``(line, message)`` and skipped)."""
     rows = []
-    with Path(path).open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{line_number}: expected a JSON object, got {type(row).__name__}")
+    for line_number, line in enumerate(io.StringIO(read_text_utf8(path)), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            problem = None if isinstance(row, dict) else f"expected a JSON object, got {type(row).__name__}"
+        except json.JSONDecodeError as error:
+            problem = f"not valid JSON ({error.msg})"
+        if problem is None:
             rows.append((line_number, row))
+        elif bad is None:
+            raise ValueError(f"{path}:{line_number}: {problem}")
+        else:
+            bad.append((line_number, problem))
     return rows
 
 
@@ -89,7 +96,7 @@ def _raw_rows(path: Path) -> list[tuple[int, dict]]:
         return read_jsonl_objects(path)
     if suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_text_utf8(path))
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
         if isinstance(data, list):
@@ -105,11 +112,10 @@ def _raw_rows(path: Path) -> list[tuple[int, dict]]:
         raise ValueError(f"{path}: expected a JSON list or object, got {type(data).__name__}")
     if suffix in (".csv", ".tsv"):
         delimiter = "\t" if suffix == ".tsv" else ","
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle, delimiter=delimiter)
-            if not reader.fieldnames:
-                raise ValueError(f"{path}: empty file (no header row)")
-            return [(line_number, dict(row)) for line_number, row in enumerate(reader, start=2)]
+        reader = csv.DictReader(io.StringIO(read_text_utf8(path, "utf-8-sig"), newline=""), delimiter=delimiter)
+        if not reader.fieldnames:
+            raise ValueError(f"{path}: empty file (no header row)")
+        return [(line_number, dict(row)) for line_number, row in enumerate(reader, start=2)]
     if suffix == ".npz":
         from mmaffect.untrusted import load_npz  # object arrays through the data-only unpickler
 

@@ -653,7 +653,19 @@ def load_checkpoint(accelerator, checkpoint: Path) -> None:
 
 
 def train(cfg: LGSRRTrainingConfig, run_dir: str | os.PathLike | None = None) -> dict:
-    """One training run (one seed). Returns the results dict that is also written to ``results.json``."""
+    """One training run (one seed). Returns the results dict that is also written to ``results.json``.
+
+    The run folder is locked for the run (:mod:`mmaffect.run_lock`): a second run into it is refused."""
+    from mmaffect.run_lock import run_lock
+
+    run_dir = Path(run_dir or cfg.output_dir)
+    # the rank from the launcher's environment: a PartialState() built before the Accelerator would miss
+    # ACCELERATE_USE_CPU and set up a one-process state that the Accelerator then keeps
+    with run_lock(run_dir):
+        return _train(cfg, run_dir)
+
+
+def _train(cfg: LGSRRTrainingConfig, run_dir: Path) -> dict:
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
@@ -665,7 +677,6 @@ def train(cfg: LGSRRTrainingConfig, run_dir: str | os.PathLike | None = None) ->
     from .model_card import write_model_card
 
     start_time, start_cpu = time.time(), time.process_time()
-    run_dir = Path(run_dir or cfg.output_dir)
     mixed_precision = resolve_mixed_precision(cfg.mixed_precision)
     # Several runs in one process (seeds, tests) may differ in precision: start each from a fresh
     # AcceleratorState (the process group, PartialState, is kept).
@@ -1019,6 +1030,14 @@ def run(cfg: LGSRRTrainingConfig) -> dict:
         return train(cfg)
     if cfg.resume_from_checkpoint not in (None, "latest"):
         raise ValueError("with several seeds, resume_from_checkpoint can only be 'latest' (each seed resumes its own run)")
+    from mmaffect.run_lock import run_lock
+
+    with run_lock(cfg.output_dir):  # the main process (RANK 0) of the launch
+        return _run_seeds(cfg)
+
+
+def _run_seeds(cfg: LGSRRTrainingConfig) -> dict:
+    """One run per seed, then the summary (the caller holds the lock of ``output_dir``)."""
     results = {}
     for seed in cfg.seeds:
         seed_cfg = dataclasses.replace(cfg, seed=seed, seeds=None)

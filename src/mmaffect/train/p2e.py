@@ -635,7 +635,15 @@ class P2ETrainer:
 
     # ------------------------------------------------------------------ run
     def run(self, phases: Sequence[str] | None = None) -> dict[str, Any]:
-        """Train the phases in order (all, or the named ones; skipped phases must be done). Returns a summary."""
+        """Train the phases in order (all, or the named ones; skipped phases must be done). Returns a summary.
+
+        ``output_dir`` is locked meanwhile (:mod:`mmaffect.run_lock`): a second run into it is refused."""
+        from mmaffect.run_lock import run_lock
+
+        with run_lock(self.output_dir, is_main_process=self.accelerator.is_main_process):
+            return self._run(phases)
+
+    def _run(self, phases: Sequence[str] | None) -> dict[str, Any]:
         config = self.config
         wanted = set(phases) if phases else None
         unknown = sorted((wanted or set()) - {p.name for p in config.phases})

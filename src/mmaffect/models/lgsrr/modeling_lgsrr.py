@@ -249,6 +249,21 @@ class LGSRRPreTrainedModel(PreTrainedModel):
     }
     _saved_files = SHIPPED_FILES
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained``; a weights file that safetensors cannot read (truncated by a
+        kill or a full disk, corrupt) is an ``OSError`` naming the file: safetensors' own error has no path."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except Exception as error:
+            if type(error).__name__ != "SafetensorError":
+                raise
+            folder = os.path.join(str(pretrained_model_name_or_path), kwargs.get("subfolder") or "")
+            names = sorted(n for n in os.listdir(folder) if n.endswith(".safetensors")) if os.path.isdir(folder) else []
+            where = ", ".join(os.path.join(folder, n) for n in names) or f"{pretrained_model_name_or_path} (model.safetensors)"
+            raise OSError(f"{where}: cannot read the weights, the file is truncated or corrupt ({error}); "
+                          "save or download the model again") from error
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         # `save_pretrained` only records the saved class in `auto_map`; list every model class, so each Auto
         # class named in `_saved_auto_map` loads the folder as remote code.
