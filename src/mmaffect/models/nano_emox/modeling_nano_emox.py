@@ -536,13 +536,14 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """``PreTrainedModel.from_pretrained``, then a check against the folder's ``processor_config.json`` when it
         has one: a processor saved for another model size fails at load, not at the first forward."""
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True gives a tuple
         processor_values = read_json_next_to(pretrained_model_name_or_path, "processor_config.json", kwargs)
         problems = processor_config_mismatches(model.config, processor_values) if processor_values else []
         if problems:
             raise ValueError(f"{pretrained_model_name_or_path}: processor_config.json does not match config.json: "
                              f"{'; '.join(problems)} (save the processor built with config=model.config)")
-        return model
+        return loaded
 
     def save_pretrained(self, save_directory, *args, processor=None, **kwargs):
         """``PreTrainedModel.save_pretrained``; with ``processor=`` the processor is checked against this model's
