@@ -108,6 +108,18 @@ def _requests(data: EvalData, prompt_task: str, candidate_labels: Sequence[str])
     return requests
 
 
+def _prompt_task(predictor, bench, prompt_task: str | None, progress: bool) -> tuple[str, str]:
+    """The processor task to ask ``bench`` with and why (printed unless quiet): ``prompt_task`` when given, else
+    the choice of :func:`~.scoring.default_prompt_task` from the predictor's ``trained_tasks``."""
+    if prompt_task:
+        reason = "asked for (--prompt-task)"
+    else:
+        prompt_task, reason = default_prompt_task(bench.task, getattr(predictor, "trained_tasks", None))
+    if progress:
+        print(f"{bench.title}: prompting with the {prompt_task} task ({reason})", file=sys.stderr)
+    return prompt_task, reason
+
+
 def _check_media(data: EvalData, requests: list[EvalRequest], needed: set[str], policy: str) -> dict[str, int]:
     missing = {kind: [r.id for r in requests if kind in needed and getattr(r, kind) is None] for kind in ("video", "audio")}
     if policy == "error":
@@ -204,12 +216,7 @@ def evaluate_benchmark(
         data = dataclasses.replace(data, samples=data.samples.select(range(min(max_samples, len(data.samples)))))
     bench = data.benchmark
     task = bench.task
-    if prompt_task:
-        prompt_reason = "asked for (--prompt-task)"
-    else:
-        prompt_task, prompt_reason = default_prompt_task(task, getattr(predictor, "trained_tasks", None))
-    if progress:
-        print(f"{bench.title}: prompting with the {prompt_task} task ({prompt_reason})", file=sys.stderr)
+    prompt_task, prompt_reason = _prompt_task(predictor, bench, prompt_task, progress)
     candidates = data.candidate_labels if prompt_task in ("MER", "MIR") else ()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
