@@ -31,17 +31,6 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from .configuration_nano_emox import PLACEHOLDER_TOKENS, NanoEmoXConfig, processor_config_mismatches, read_json_next_to
 
 IGNORE_INDEX = -100
-# Media inputs: consumed by the prefill step of generate() only.
-MEDIA_INPUT_NAMES = (
-    "pixel_values_videos",
-    "video_sample_index",
-    "input_values",
-    "audio_attention_mask",
-    "audio_sample_index",
-    "face_pixel_values",
-    "face_frame_mask",
-    "face_sample_index",
-)
 # Per modality: (media tensor, per-item tensors that travel with it, sample-index tensor). Expanding a batch for
 # beams / return sequences repeats each item with its row and renumbers the sample indices.
 MEDIA_GROUPS = {
@@ -49,6 +38,8 @@ MEDIA_GROUPS = {
     "audio": ("input_values", ("audio_attention_mask",), "audio_sample_index"),
     "face": ("face_pixel_values", ("face_frame_mask",), "face_sample_index"),
 }
+# Media inputs: consumed by the prefill step of generate() only.
+MEDIA_INPUT_NAMES = tuple(key for values, items, index in MEDIA_GROUPS.values() for key in (values, *items, index))
 # The installed release's name for the KV cache: transformers 5.24 renamed `past_key_values` to `cache` in
 # every forward, output and `prepare_inputs_for_generation`; older 5.x releases use `past_key_values`.
 CACHE_NAME = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
@@ -860,8 +851,7 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
         """Beams / ``num_return_sequences``: rows are repeated ``expand_size`` times (row ``b`` -> rows
         ``b * expand_size + k``), so each media item is repeated with them and its sample index renumbered. The base
         method would repeat the items but keep their old indices (rows ``b * expand_size + k`` left without media)."""
-        media = {key: model_kwargs.pop(key) for group in MEDIA_GROUPS.values() for key in (group[0], *group[1], group[2])
-                 if key in model_kwargs}  # fmt: skip
+        media = {key: model_kwargs.pop(key) for key in MEDIA_INPUT_NAMES if key in model_kwargs}
         if expand_size > 1 and input_ids is not None:
             media = self._expand_media(input_ids, media, expand_size)
         input_ids, model_kwargs = super()._expand_inputs_for_generation(
