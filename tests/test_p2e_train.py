@@ -83,6 +83,22 @@ def test_all_three_stages_run_and_write_their_artifacts(p2e_run):
     assert summary["final_model"] == str(out / "phase3_multitask" / "model")
 
 
+def test_each_phase_model_records_the_task_prompts_trained_so_far(p2e_run):
+    from mmaffect.datasets_scripts.instruction_data import TASKS
+    from mmaffect.evaluation.scoring import default_prompt_task
+
+    out, summary, _ = p2e_run
+    seen: set[str] = set()
+    for record in summary["phases"]:
+        seen |= {task for task, weight in record["phase"]["mixture"].items() if weight > 0}
+        config = json.loads((out / record["name"] / "model" / "config.json").read_text())
+        assert config["trained_tasks"] == [t for t in TASKS if t in seen], record["name"]
+    assert json.loads((out / PHASES[0] / "model" / "config.json").read_text())["trained_tasks"] == ["MER"]
+    card = (out / PHASES[-1] / "model" / "README.md").read_text()
+    prompt = default_prompt_task("mer", sorted(seen))[0]
+    assert f"Trained task prompts: {', '.join(t for t in TASKS if t in seen)}" in card and f"**{prompt}** prompt" in card
+
+
 def test_frozen_parts_never_change_and_each_phase_trains_its_modules(p2e_run):
     out, _, _ = p2e_run
     w = {name: weights(out / name / "model") for name in PHASES}

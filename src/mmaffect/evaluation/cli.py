@@ -66,11 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--decoding", choices=DECODINGS, default="sample",
                      help="sample (public code: temperature 1, top-p 0.9; default) or greedy")
     gen.add_argument("--max-new-tokens", type=int, default=PUBLIC_CODE_MAX_NEW_TOKENS)
+    gen.add_argument("--num-beams", type=int, default=1, help="nano-emox: beam search width (1 = none; with "
+                     "--decoding sample: beam sampling)")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp16", "no"),
                      help="auto: bf16 where the hardware runs it natively, else fp32")
     gen.add_argument("--modalities", default="AVFM", help="A(udio) V(ideo frames) F(ace) M(erged fusion); T = text only")
-    gen.add_argument("--prompt-task", help="processor task to prompt with (default per task: OV-MER for mer/msa/ovmer)")
+    gen.add_argument("--prompt-task", help="processor task to prompt with (default: the model's own; mer/msa/ovmer: "
+                     "OV-MER only for a model trained on it, else MER; docs/evaluation.md)")
     gen.add_argument("--trust-remote-code", action="store_true", help="load the model folder's own code")
     gen.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     score = parser.add_argument_group("scoring")
@@ -96,6 +99,8 @@ def make_predictor(args):
     if kind == "openai":
         if not args.base_url or not args.model_name:
             raise UsageError("--predictor openai needs --base-url and --model-name")
+        if args.num_beams != 1:
+            raise UsageError("--num-beams is a nano-emox option (a chat server decodes on its own)")
         from .predictors import OpenAIChatPredictor
 
         return OpenAIChatPredictor(args.base_url, args.model_name, batch_size=args.batch_size, send_video=not args.no_video,
@@ -106,7 +111,7 @@ def make_predictor(args):
 
     return NanoEmoXPredictor(args.model, batch_size=args.batch_size, decoding=args.decoding, max_new_tokens=args.max_new_tokens,
                              seed=args.seed, precision=args.precision, modalities=args.modalities,
-                             trust_remote_code=args.trust_remote_code, device=args.device)
+                             trust_remote_code=args.trust_remote_code, device=args.device, num_beams=args.num_beams)
 
 
 def _scale(predictor) -> str | None:

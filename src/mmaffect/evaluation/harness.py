@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from mmaffect.run_lock import locks_output_dir
 
 from .benchmarks import EvalData, get_eval_benchmark, load_eval_benchmark
 from .predictors import EvalRequest
-from .scoring import PROMPT_TASKS, make_extractor, score_task
+from .scoring import default_prompt_task, make_extractor, score_task
 
 MISSING_MEDIA = ("error", "omit")
 
@@ -71,9 +72,28 @@ class ReplyStore:
         record = self.cache.get(self._key(sample_id))
         return None if record is None else record["reply"]
 
-    def put(self, sample_id: str, reply: str, prompt_task: str) -> None:
-        self.cache.put({"key": self._key(sample_id), "id": sample_id, "reply": reply, "prompt_task": prompt_task,
-                        "predictor": self.digest})
+    def error(self, sample_id: str) -> str | None:
+        """The generation error recorded for the sample (its reply is then empty), or None."""
+        record = self.cache.get(self._key(sample_id))
+        return None if record is None else record.get("error")
+
+    def put(self, sample_id: str, reply: str, prompt_task: str, error: str | None = None) -> None:
+        record = {"key": self._key(sample_id), "id": sample_id, "reply": reply, "prompt_task": prompt_task, "predictor": self.digest}
+        self.cache.put({**record, "error": error} if error else record)
+
+
+def _predict_batch(predictor, batch: list[EvalRequest]) -> list[tuple[str, str | None]]:
+    """``(reply, error)`` per request. An error that names the samples it concerns (``sample_rows``, e.g. a
+    placeholder that reached the model without its media) does not stop the run: the batch is generated again one
+    sample at a time, and a sample that fails alone gets an empty reply and its error recorded."""
+    try:
+        return [(reply, None) for reply in predictor.predict(batch)]
+    except ValueError as error:
+        if getattr(error, "sample_rows", None) is None:
+            raise
+        if len(batch) == 1:
+            return [("", f"{type(error).__name__}: {error}")]
+        return [pair for request in batch for pair in _predict_batch(predictor, [request])]
 
 
 def _requests(data: EvalData, prompt_task: str, candidate_labels: Sequence[str]) -> list[EvalRequest]:
@@ -88,6 +108,18 @@ def _requests(data: EvalData, prompt_task: str, candidate_labels: Sequence[str])
             dialogue_history=list(row["dialogue_history"]) if "dialogue_history" in columns else [],
         ))  # fmt: skip
     return requests
+
+
+def _prompt_task(predictor, bench, prompt_task: str | None, progress: bool) -> tuple[str, str]:
+    """The processor task to ask ``bench`` with and why (printed unless quiet): ``prompt_task`` when given, else
+    the choice of :func:`~.scoring.default_prompt_task` from the predictor's ``trained_tasks``."""
+    if prompt_task:
+        reason = "asked for (--prompt-task)"
+    else:
+        prompt_task, reason = default_prompt_task(bench.task, getattr(predictor, "trained_tasks", None))
+    if progress:
+        print(f"{bench.title}: prompting with the {prompt_task} task ({reason})", file=sys.stderr)
+    return prompt_task, reason
 
 
 def _check_media(data: EvalData, requests: list[EvalRequest], needed: set[str], policy: str) -> dict[str, int]:
@@ -123,8 +155,13 @@ def format_summary(result: dict) -> str:
         "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |",
         "",
         "protocols: " + (", ".join(f"{k}={v}" for k, v in result["protocols"].items()) or "-")
-        + f"; extractor: {result['extractor']}; prompt task: {result['prompt_task']}",
+        + f"; extractor: {result['extractor']}; prompt task: {result['prompt_task']}"
+        + (f" ({result['prompt_task_reason']})" if result.get("prompt_task_reason") else ""),
     ]
+    failed = result.get("generation_errors") or {}
+    if failed:
+        first = next(iter(failed.items()))
+        lines.append(f"generation failed for {len(failed)} sample(s) (scored as empty replies), e.g. {first[0]}: {first[1]}")
     for metric, message in result["errors"].items():
         lines.append(f"not scored - {metric}: {message}")
     return "\n".join(lines)
@@ -155,8 +192,9 @@ def evaluate_benchmark(
     Args:
         predictor: a :class:`~mmaffect.evaluation.predictors.Predictor`.
         benchmark: a benchmark name (read from ``data_dir``) or an :class:`EvalData`.
-        prompt_task: the processor task to prompt with (default :data:`PROMPT_TASKS` of the task;
-            e.g. ``"MER"`` asks MER datasets with their candidate labels instead of the open question).
+        prompt_task: the processor task to prompt with (default: :func:`~.scoring.default_prompt_task` from the
+            predictor's ``trained_tasks``; e.g. ``"MER"`` asks MER datasets with their candidate labels, ``"OV-MER"``
+            the open question). The choice and why are printed (unless ``progress=False``) and kept in the results.
         protocol: ``"official"`` / ``"mmaffect"`` for every metric; ``None`` = each metric's default.
         wheel_dir: emotion-wheel folder (mer / ovmer / msa); default ``$MMAFFECT_WHEEL_DIR``.
         extractor: ``"lexicon"`` (offline proxy), ``"llm"`` (needs ``llm_backend``) or an extractor object.
@@ -183,7 +221,7 @@ def evaluate_benchmark(
         data = dataclasses.replace(data, samples=data.samples.select(range(min(max_samples, len(data.samples)))))
     bench = data.benchmark
     task = bench.task
-    prompt_task = prompt_task or PROMPT_TASKS[task]
+    prompt_task, prompt_reason = _prompt_task(predictor, bench, prompt_task, progress)
     candidates = data.candidate_labels if prompt_task in ("MER", "MIR") else ()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -207,13 +245,13 @@ def evaluate_benchmark(
 
     with tqdm(total=len(todo), desc=f"{bench.title}: generating", unit="sample", disable=not progress or not todo) as bar:
         for batch in batches:
-            replies = predictor.predict(batch)
+            replies = _predict_batch(predictor, batch)
             if len(replies) != len(batch):
                 raise ValueError(f"{type(predictor).__name__}.predict returned {len(replies)} replies for {len(batch)} requests")
-            for request, reply in zip(batch, replies):
+            for request, (reply, error) in zip(batch, replies):
                 if not isinstance(reply, str):
                     raise TypeError(f"{type(predictor).__name__}.predict returned a {type(reply).__name__} for {request.id!r}")
-                store.put(request.id, reply, prompt_task)
+                store.put(request.id, reply, prompt_task, error)
             bar.update(len(batch))
 
     ids = [r.id for r in requests]
@@ -232,7 +270,8 @@ def evaluate_benchmark(
     if isinstance(metrics, dict) and "per_sample" in metrics:  # ERI: per-sample verdicts go to predictions
         metrics = {k: v for k, v in metrics.items() if k != "per_sample"}
     result = {
-        "benchmark": bench.name, "title": bench.title, "task": task, "prompt_task": prompt_task,
+        "benchmark": bench.name, "title": bench.title, "task": task, "prompt_task": prompt_task, "prompt_task_reason": prompt_reason,
+        "generation_errors": {i: e for i in ids if (e := store.error(i))},
         "predictor": predictor.name, "scale": scale, "predictor_fingerprint": predictor.fingerprint(),
         "data_dir": data.source, "num_samples": len(ids), "num_generated": len(todo), "num_cached": num_cached,
         "num_missing_media": missing, "metrics": metrics, "table": scored["table"], "protocols": scored["protocols"],

@@ -112,6 +112,8 @@ class NanoEmoXPredictor:
         processor: a ``NanoEmoXProcessor``; default: loaded from ``model``'s folder.
         batch_size: samples per ``generate`` call (left-padded by the processor).
         decoding: ``"sample"`` (public code: temperature 1.0, top-p 0.9) or ``"greedy"``.
+        num_beams: beam search width (1: none). With ``"greedy"`` it is deterministic beam search, with
+            ``"sample"`` beam sampling.
         max_new_tokens: generation budget (public code: 1200).
         seed: base seed of the per-batch sampling seed.
         precision: ``"auto"`` (bf16 on GPUs that have it and on CPUs with native bf16 matmuls, fp32
@@ -125,13 +127,15 @@ class NanoEmoXPredictor:
     def __init__(self, model, processor=None, *, batch_size: int = 4, decoding: str = "sample",
                  max_new_tokens: int = PUBLIC_CODE_MAX_NEW_TOKENS, seed: int = 0, precision: str = "auto",
                  modalities: str | Sequence[str] | None = None, trust_remote_code: bool = False,
-                 device: str | None = None):
+                 device: str | None = None, num_beams: int = 1):
         import torch
 
         import mmaffect.models.nano_emox  # noqa: F401  (registers the Auto classes)
         from mmaffect.train.lgsrr import resolve_mixed_precision
 
         _check_decoding(decoding, max_new_tokens, batch_size)
+        if int(num_beams) < 1:
+            raise ValueError(f"num_beams must be >= 1, got {num_beams}")
         self.precision = resolve_mixed_precision(precision)
         if self.precision not in ("bf16", "fp16", "no"):
             raise ValueError(f"precision must be auto, bf16, fp16 or no, got {precision!r}")
@@ -160,6 +164,9 @@ class NanoEmoXPredictor:
         self.processor = processor
         self.batch_size, self.decoding, self.max_new_tokens, self.seed = int(batch_size), decoding, int(max_new_tokens), int(seed)
         self.modalities = _modality_names(modalities)
+        self.num_beams = int(num_beams)
+        # the P2E trainer records the task prompts the model saw; the harness picks MER prompts from them
+        self.trained_tasks = getattr(self.model.config, "trained_tasks", None)
         self.name = Path(self.source).name or "nano-emox"
 
     @property
@@ -173,7 +180,7 @@ class NanoEmoXPredictor:
             weights = {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.safetensors"))}
         return {
             "predictor": "nano-emox", "model": self.source, "weights": weights, "decoding": self.decoding,
-            "max_new_tokens": self.max_new_tokens, "seed": self.seed, "precision": self.precision,
+            "max_new_tokens": self.max_new_tokens, "num_beams": self.num_beams, "seed": self.seed, "precision": self.precision,
             "modalities": list(self.modalities),
             # sampled replies depend on the batch they were drawn in
             "batch_size": self.batch_size if self.decoding == "sample" else None,
@@ -221,6 +228,8 @@ class NanoEmoXPredictor:
             torch.manual_seed(self.seed + zlib.crc32(requests[0].id.encode("utf-8")))
         else:
             kwargs["do_sample"] = False
+        if self.num_beams > 1:
+            kwargs["num_beams"] = self.num_beams
         with torch.inference_mode():
             generated = self.model.generate(**batch, **kwargs)
         new_tokens = generated[:, batch["input_ids"].shape[1]:]

@@ -39,6 +39,27 @@ from mmaffect.metrics.protocol import check_protocol
 #: script's zero-shot choice: the open-vocabulary question for MER, MSA and OV-MER alike (the
 #: labels are then read from the answer), the task's own prompt elsewhere
 PROMPT_TASKS = {"mer": "OV-MER", "ovmer": "OV-MER", "msa": "OV-MER", "mir": "MIR", "erg": "ERG", "eri": "ERI"}
+#: benchmark tasks asked with an emotion-recognition prompt (MER with candidate labels, or OV-MER)
+MER_FAMILY = ("mer", "ovmer", "msa")
+
+
+def default_prompt_task(task: str, trained_tasks: Sequence[str] | None) -> tuple[str, str]:
+    """``(processor task, why)``: the prompt a benchmark ``task`` is asked with when ``--prompt-task`` is not given.
+
+    MER / OV-MER / MSA benchmarks follow the model's ``trained_tasks`` (its config, written by the P2E trainer):
+    the open-vocabulary OV-MER question only for a model trained on it, else the MER candidate-label prompt it was
+    trained on. A model that records no trained tasks (older folders, other predictors) keeps
+    :data:`PROMPT_TASKS` (the public inference script's choice). Other tasks always use their own prompt."""
+    default = PROMPT_TASKS[task]
+    if task not in MER_FAMILY:
+        return default, f"the {task} task's own prompt"
+    if trained_tasks is None:
+        return default, "the public inference script's default; the model records no trained tasks"
+    trained = list(trained_tasks)
+    if default in trained:
+        return default, f"the model was trained on {default} (trained tasks: {', '.join(trained)})"
+    why = "on MER, not on OV-MER" if "MER" in trained else "on neither MER nor OV-MER (MER lists the candidate labels)"
+    return "MER", f"the model was trained {why} (trained tasks: {', '.join(trained) or 'none'})"
 
 #: wheel-1 level-1 categories -> polarity, for the offline MSA proxy
 WHEEL1_POLARITY = {"happy": 1, "surprised": 0, "sad": -1, "mad": -1, "scared": -1, "disgusted": -1, "angry": -1,
@@ -225,5 +246,5 @@ def score_task(task: str, ids: Sequence[str], replies: Sequence[str], references
             "extractor": extractor_name, "errors": errors}
 
 
-__all__ = ["PROMPT_TASKS", "WHEEL1_POLARITY", "LLMSentimentChain", "WheelPolarityExtractor", "make_extractor",
-           "match_candidate_label", "score_task"]
+__all__ = ["MER_FAMILY", "PROMPT_TASKS", "WHEEL1_POLARITY", "LLMSentimentChain", "WheelPolarityExtractor", "default_prompt_task",
+           "make_extractor", "match_candidate_label", "score_task"]

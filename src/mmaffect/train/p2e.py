@@ -939,6 +939,7 @@ class P2ETrainer:
         if disable is not None and saving:
             disable()
         if accelerator.is_main_process:
+            record_trained_tasks(unwrapped.config, phase)
             with publish_folder(phase_dir / "model", what="phase model") as staging:
                 unwrapped.save_pretrained(str(staging), safe_serialization=True)
                 processor.save_pretrained(str(staging))
@@ -1023,6 +1024,14 @@ def format_data_check(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def record_trained_tasks(model_config, phase) -> list[str]:
+    """Add the tasks of ``phase``'s mixture to ``model_config.trained_tasks`` (the prompts the model has seen, in
+    ``TASKS`` order): ``mmaffect evaluate`` reads them to ask MER benchmarks with a prompt the model knows."""
+    seen = set(getattr(model_config, "trained_tasks", None) or ()) | {t for t, w in phase.mixture.items() if w > 0}
+    model_config.trained_tasks = [t for t in TASKS if t in seen]
+    return model_config.trained_tasks
+
+
 # ----------------------------------------------------------------------------------------------------
 # Model card
 # ----------------------------------------------------------------------------------------------------
@@ -1058,6 +1067,10 @@ def write_model_card(model_dir: Path, config: P2EConfig, summary: Mapping[str, A
         "reverse_p2e": "Reverse P2E baseline (Table 7 of the paper): the P2E phases from empathy back to perception.",
     }.get(config.strategy, f"Strategy {config.strategy!r}, one row per phase.")
     lora = dict(config.lora)
+    from mmaffect.evaluation.scoring import default_prompt_task
+
+    trained = [t for t in TASKS if any(phase.mixture.get(t, 0) > 0 for phase in config.phases)]
+    mer_prompt = default_prompt_task("mer", trained)[0]
     values = {
         "strategy": {"p2e": "P2E curriculum", "jo_t": "Jo-T joint training", "reverse_p2e": "Reverse P2E"}.get(config.strategy, config.strategy),
         "phases_table": "\n".join(rows),
@@ -1074,6 +1087,8 @@ def write_model_card(model_dir: Path, config: P2EConfig, summary: Mapping[str, A
         "step_unit": {"micro_batch": "micro-batches", "optimizer_step": "optimizer steps"}[config.training.step_unit],
         "accumulation": str(config.training.gradient_accumulation_steps),
         "prompt_format": str((config.model.get("processor") or {}).get("kwargs", {}).get("prompt_format", "public_code")),
+        "trained_tasks": ", ".join(trained) or "-",
+        "mer_prompt": mer_prompt,
         "date": time.strftime("%Y-%m-%d"),
     }
     text = string.Template(template).safe_substitute(values)

@@ -244,6 +244,10 @@ class NanoEmoXConfig(PreTrainedConfig):
             (r=16, alpha=32); ``lora_r`` / ``lora_alpha`` / ``lora_dropout`` override single values.
         lora_target_modules (`str`): regex over module names; LoRA is applied to the language model only.
         initializer_range (`float`, defaults to 0.02): std of the new (non-pretrained) weights.
+        trained_tasks (`list[str]`, optional): the processor tasks (``"MER"``, ``"OV-MER"``, ``"ERI"``, ``"MIR"``,
+            ``"ERG"``) whose prompts the model was trained on, written by the P2E trainer after each phase (the
+            union over the phases so far); ``None``: unknown. The evaluation CLI prompts MER benchmarks with a
+            task the model knows (docs/evaluation.md).
     """
 
     model_type = "nano_emox"
@@ -284,6 +288,7 @@ class NanoEmoXConfig(PreTrainedConfig):
     lora_target_modules: str = LORA_TARGET_REGEX
     initializer_range: float = 0.02
     tie_word_embeddings: bool = True
+    trained_tasks: list[str] | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -476,6 +481,65 @@ class NanoEmoXConfig(PreTrainedConfig):
         config.face_config.use_temporal_position_embeddings = False
         config.lora_preset = "public_code"
         return config
+
+
+# Processor field -> where the model config keeps it (a path into config.json, so a plain dict is checked the same way).
+PROCESSOR_TOKEN_FIELDS = {
+    "num_video_tokens": ("qformer_config", "num_visual_query_tokens"),
+    "num_audio_tokens": ("qformer_config", "num_speech_query_tokens"),
+    "num_face_tokens": ("face_config", "num_temporal_queries"),
+    "num_fusion_tokens": ("fusion_encoder_config", "num_fusion_tokens"),
+}
+
+
+def _config_value(config, path):
+    for key in path:
+        config = config.get(key) if isinstance(config, dict) else getattr(config, key, None)
+    return config
+
+
+def processor_token_counts(config) -> dict[str, int]:
+    """``{"num_video_tokens": ..., ...}``: what a processor must expand each placeholder to for ``config`` (a
+    ``NanoEmoXConfig`` or its ``config.json`` dict)."""
+    return {field: int(_config_value(config, path)) for field, path in PROCESSOR_TOKEN_FIELDS.items()}
+
+
+def processor_config_mismatches(config, processor_values: dict, placeholder_ids: dict | None = None) -> list[str]:
+    """Where a processor (its ``processor_config.json`` values, and the tokenizer's placeholder ids) disagrees with
+    the model ``config``: one ``"field: processor X, model Y"`` line per difference; [] when they agree."""
+    problems = [
+        f"{field}: processor {processor_values.get(field)}, model {value}"
+        for field, value in processor_token_counts(config).items()
+        if processor_values.get(field) is not None and int(processor_values[field]) != value
+    ]
+    max_frames = _config_value(config, ("max_frames",))
+    frames = processor_values.get("num_frames")
+    if frames is not None and max_frames is not None and int(frames) > int(max_frames):
+        problems.append(f"num_frames: processor {frames}, more than the model's max_frames {max_frames}")
+    for name, token_id in (placeholder_ids or {}).items():
+        model_id = _config_value(config, (f"{name}_token_id",))
+        if model_id is not None and int(model_id) != int(token_id):
+            problems.append(f"{name}_token_id: tokenizer {token_id}, model {model_id}")
+    return problems
+
+
+def read_json_next_to(name_or_path, filename: str, load_kwargs: dict) -> dict | None:
+    """``filename`` of a model folder or Hub repo as a dict, or None when it has none (no error)."""
+    import json
+
+    from transformers.utils import cached_file
+
+    if name_or_path is None:
+        return None
+    hub_keys = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+    path = cached_file(
+        name_or_path, filename, _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False,
+        **{k: v for k, v in load_kwargs.items() if k in hub_keys},
+    )  # fmt: skip
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 __all__ = ["NanoEmoXConfig", "NanoEmoXFaceConfig", "NanoEmoXFusionConfig", "NanoEmoXQFormerConfig"]

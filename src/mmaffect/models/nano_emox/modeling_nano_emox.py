@@ -28,25 +28,32 @@ from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from .configuration_nano_emox import PLACEHOLDER_TOKENS, NanoEmoXConfig
+from .configuration_nano_emox import PLACEHOLDER_TOKENS, NanoEmoXConfig, processor_config_mismatches, read_json_next_to
 
 IGNORE_INDEX = -100
+# Per modality: (media tensor, per-item tensors that travel with it, sample-index tensor). Expanding a batch for
+# beams / return sequences repeats each item with its row and renumbers the sample indices.
+MEDIA_GROUPS = {
+    "video": ("pixel_values_videos", (), "video_sample_index"),
+    "audio": ("input_values", ("audio_attention_mask",), "audio_sample_index"),
+    "face": ("face_pixel_values", ("face_frame_mask",), "face_sample_index"),
+}
 # Media inputs: consumed by the prefill step of generate() only.
-MEDIA_INPUT_NAMES = (
-    "pixel_values_videos",
-    "video_sample_index",
-    "input_values",
-    "audio_attention_mask",
-    "audio_sample_index",
-    "face_pixel_values",
-    "face_frame_mask",
-    "face_sample_index",
-)
+MEDIA_INPUT_NAMES = tuple(key for values, items, index in MEDIA_GROUPS.values() for key in (values, *items, index))
 # The installed release's name for the KV cache: transformers 5.24 renamed `past_key_values` to `cache` in
 # every forward, output and `prepare_inputs_for_generation`; older 5.x releases use `past_key_values`.
 CACHE_NAME = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 # Written by the FaceXFormer converter (`convert facexformer`) next to the Swin backbone: FaceXFormer's multi-scale fusion.
 FACE_FUSION_WEIGHTS = "face_multiscale_fusion.safetensors"
+
+
+class PlaceholderWithoutMediaError(ValueError):
+    """A placeholder token in ``input_ids`` with no media for its branch; ``sample_rows`` are the batch rows that
+    hold it (callers such as the evaluation harness record those samples and go on)."""
+
+    def __init__(self, sample_rows: list[int], token: str, modality: str):
+        self.sample_rows = list(sample_rows)
+        super().__init__(f"sample(s) {self.sample_rows} of the batch contain {token} but no {modality} input was given")
 
 
 @dataclass
@@ -476,6 +483,7 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
         if config.freeze_language_model:
             self.language_model.requires_grad_(False)
         self._keep_frozen_encoders_in_eval()
+        self.suppress_placeholder_tokens()
 
     # ------------------------------------------------------------------ plumbing
     def get_input_embeddings(self):
@@ -515,7 +523,24 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
             if not any(p.requires_grad for p in module.parameters()):
                 module.eval()
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained``, then a check against the folder's ``processor_config.json`` when it
+        has one: a processor saved for another model size fails at load, not at the first forward."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True gives a tuple
+        processor_values = read_json_next_to(pretrained_model_name_or_path, "processor_config.json", kwargs)
+        problems = processor_config_mismatches(model.config, processor_values) if processor_values else []
+        if problems:
+            raise ValueError(f"{pretrained_model_name_or_path}: processor_config.json does not match config.json: "
+                             f"{'; '.join(problems)} (save the processor built with config=model.config)")
+        return loaded
+
+    def save_pretrained(self, save_directory, *args, processor=None, **kwargs):
+        """``PreTrainedModel.save_pretrained``; with ``processor=`` the processor is checked against this model's
+        config (ValueError on any difference) and saved into the same folder."""
+        if processor is not None:
+            processor.check_model_config(self.config, "the model being saved")
         # Record every auto class that can load the folder (register_for_auto_class keeps only one).
         module = self.__class__.__module__.split(".")[-1]
         auto_map = dict(getattr(self.config, "auto_map", None) or {})
@@ -523,7 +548,10 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
         for auto_class in ("AutoModel", "AutoModelForImageTextToText", "AutoModelForMultimodalLM"):
             auto_map[auto_class] = f"{module}.{self.__class__.__name__}"
         self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if processor is not None:
+            processor.save_pretrained(save_directory)
+        return result
 
     def parameter_breakdown(self) -> dict[str, dict[str, int]]:
         """Parameters per top-level submodule: ``{name: {"total": n, "trainable": n}}`` (shared tensors once)."""
@@ -681,8 +709,11 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
             return inputs_embeds, None
 
         for name, given in (("video", pixel_values_videos), ("audio", input_values), ("face", face_pixel_values)):
-            if (uses[name].any() or (name != "face" and uses["fusion"].any())) and given is None:
-                raise ValueError(f"input_ids contain {PLACEHOLDER_TOKENS[name if uses[name].any() else 'fusion']} but no {name} input was given")
+            for token in (name, "fusion") if name != "face" else (name,):
+                rows = uses[token].nonzero().flatten().tolist()
+                if rows and given is None:
+                    # e.g. a sampled placeholder reaching a decoding step: name the samples so callers can skip them
+                    raise PlaceholderWithoutMediaError(rows, PLACEHOLDER_TOKENS[token], name)
 
         video_tokens = video_fusion = audio_tokens = audio_fusion = audio_frame_mask = None
         need_fusion = bool(uses["fusion"].any())
@@ -816,6 +847,55 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
             model_inputs.update(media)
         return model_inputs
 
+    def _expand_inputs_for_generation(self, expand_size: int = 1, is_encoder_decoder: bool = False, input_ids=None, **model_kwargs):
+        """Beams / ``num_return_sequences``: rows are repeated ``expand_size`` times (row ``b`` -> rows
+        ``b * expand_size + k``), so each media item is repeated with them and its sample index renumbered. The base
+        method would repeat the items but keep their old indices (rows ``b * expand_size + k`` left without media)."""
+        media = {key: model_kwargs.pop(key) for key in MEDIA_INPUT_NAMES if key in model_kwargs}
+        if expand_size > 1 and input_ids is not None:
+            media = self._expand_media(input_ids, media, expand_size)
+        input_ids, model_kwargs = super()._expand_inputs_for_generation(
+            expand_size=expand_size, is_encoder_decoder=is_encoder_decoder, input_ids=input_ids, **model_kwargs
+        )
+        model_kwargs.update(media)
+        return input_ids, model_kwargs
+
+    def _expand_media(self, input_ids: torch.LongTensor, media: dict, expand_size: int) -> dict:
+        """``media`` of a ``(B, L)`` batch -> the same media for the ``(B * expand_size, L)`` expanded batch."""
+        ids = self.config.placeholder_token_ids
+        uses = {name: (input_ids == token_id).any(dim=1) for name, token_id in ids.items()}
+        batch, device = input_ids.shape[0], input_ids.device
+        expanded = dict(media)
+        for name, (values_key, item_keys, index_key) in MEDIA_GROUPS.items():
+            values = media.get(values_key)
+            if values is None:
+                continue
+            rows_using = uses[name] | uses["fusion"] if name != "face" else uses[name]
+            index = self._resolve_sample_index(name, media.get(index_key), values.shape[0], rows_using, batch, device)
+            copies = torch.arange(expand_size, device=index.device)
+            expanded[index_key] = (index[:, None] * expand_size + copies[None, :]).flatten()
+            for key in (values_key, *item_keys):
+                if media.get(key) is not None:
+                    expanded[key] = media[key].repeat_interleave(expand_size, dim=0)
+        return expanded
+
+    # ------------------------------------------------------------------ placeholders never generated
+    def suppress_placeholder_tokens(self, previous_ids=()) -> list[int]:
+        """Add the placeholder ids to ``generation_config.suppress_tokens`` (saved in ``generation_config.json``):
+        a sampled ``<video>`` would reach the next decoding step without its media. ``previous_ids`` (ids the
+        placeholders had before) are dropped from the list; other suppressed tokens stay."""
+        if self.generation_config is None:
+            return []
+        placeholder_ids = sorted(self.config.placeholder_token_ids.values())
+        kept = [t for t in (self.generation_config.suppress_tokens or []) if t not in set(previous_ids) | set(placeholder_ids)]
+        self.generation_config.suppress_tokens = kept + placeholder_ids
+        return self.generation_config.suppress_tokens
+
+    def adjust_generation_fn(self, *args, **kwargs):
+        # from_pretrained reloads the generation config here: folders saved before the suppression still get it
+        super().adjust_generation_fn(*args, **kwargs)
+        self.suppress_placeholder_tokens()
+
     # ------------------------------------------------------------------ construction from parts
     def set_placeholder_token_ids(self, tokenizer) -> dict[str, int]:
         """Read the placeholder ids from ``tokenizer`` into the config and grow the LM embeddings if the tokenizer
@@ -832,8 +912,10 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
         if len(tokenizer) > self.get_input_embeddings().weight.shape[0]:
             self.language_model.resize_token_embeddings(len(tokenizer))
             self.config.text_config = self.language_model.config
+        previous = list(self.config.placeholder_token_ids.values())
         for name, token_id in ids.items():
             setattr(self.config, f"{name}_token_id", token_id)
+        self.suppress_placeholder_tokens(previous)
         return ids
 
     @classmethod
@@ -846,6 +928,7 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
         *,
         config: NanoEmoXConfig | None = None,
         tokenizer=None,
+        processor=None,
         dtype: torch.dtype | None = None,
         **load_kwargs,
     ) -> "NanoEmoXForConditionalGeneration":
@@ -864,12 +947,17 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
             config: the rest of the architecture (default: the paper's); the loaded parts' configs replace its
                 sub-configs.
             tokenizer: when given, the placeholder ids are read from it and the embeddings grown if needed.
+            processor: a ``NanoEmoXProcessor`` to match: its tokenizer serves as ``tokenizer``, and it takes the
+                assembled model's token counts (``processor.match_model_config``), so the pair agrees by
+                construction; save both with ``model.save_pretrained(folder, processor=processor)``.
             dtype: dtype of the loaded parts and the assembled model.
             load_kwargs: passed to every ``from_pretrained`` (``revision``, ``cache_dir``, ``local_files_only``...).
 
         Parts left as ``None`` are randomly initialised from ``config``.
         """
         config = copy.deepcopy(config) if config is not None else NanoEmoXConfig()
+        if processor is not None and tokenizer is None:
+            tokenizer = processor.tokenizer
         if dtype is not None:
             load_kwargs["dtype"] = dtype
         parts: dict[str, nn.Module] = {}
@@ -906,6 +994,8 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
             model.face_encoder.load_multiscale_fusion(face_fusion, source=str(face))
         if tokenizer is not None:
             model.set_placeholder_token_ids(tokenizer)
+        if processor is not None:
+            processor.match_model_config(model.config)
         if dtype is not None:
             model.to(dtype)
         return model
@@ -941,4 +1031,4 @@ def _load_vision_tower(name_or_path: str, **load_kwargs) -> nn.Module:
     return vision_class.from_pretrained(name_or_path, **load_kwargs)
 
 
-__all__ = ["NanoEmoXCausalLMOutputWithPast", "NanoEmoXForConditionalGeneration", "NanoEmoXPreTrainedModel"]
+__all__ = ["NanoEmoXCausalLMOutputWithPast", "NanoEmoXForConditionalGeneration", "NanoEmoXPreTrainedModel", "PlaceholderWithoutMediaError"]

@@ -49,6 +49,7 @@ from typing import Any
 from transformers import ProcessorMixin
 from transformers.feature_extraction_utils import BatchFeature
 
+from .configuration_nano_emox import processor_config_mismatches, processor_token_counts, read_json_next_to
 from .media_nano_emox import (
     DEFAULT_SAMPLING_RATE,
     FaceTrack,
@@ -62,6 +63,8 @@ from .media_nano_emox import (
     uniform_frame_indices,
 )
 
+# Token counts of the full-size model (the config defaults), used when neither counts nor a config are given.
+FULL_SIZE_TOKEN_COUNTS = {"num_video_tokens": 32, "num_audio_tokens": 32, "num_face_tokens": 4, "num_fusion_tokens": 1}
 PLACEHOLDERS = {"video": "<video>", "audio": "<audio>", "face": "<face>", "fusion": "<fusion>"}
 THINK_START, THINK_END = "<think>", "</think>"
 MODALITIES = ("fusion", "audio", "face", "video")  # prompt order (public code: fusion, audio, face, frames)
@@ -226,7 +229,11 @@ class NanoEmoXProcessor(ProcessorMixin):
         chat_template: Jinja chat template of the ``"chatml"`` format (defaults to plain ChatML without a system
             prompt, never to the tokenizer's own template).
         num_video_tokens, num_audio_tokens, num_face_tokens, num_fusion_tokens: tokens each placeholder expands
-            to; must equal the model's (``config.num_video_tokens`` ...).
+            to; must equal the model's (``config.num_video_tokens`` ...). Default: ``config``'s, else the full-size
+            model's (32, 32, 4, 1).
+        config (`NanoEmoXConfig`, optional): the model's config. The token counts are read from it, and a
+            disagreement (explicit counts, ``num_frames`` above ``max_frames``, placeholder ids of the tokenizer) is
+            a ValueError here. ``from_pretrained`` checks against the folder's ``config.json`` the same way.
         num_frames (`int`, defaults to 8): frames sampled uniformly per clip (public code).
         sampling_rate (`int`, defaults to 16000): audio rate expected by the audio tower.
         max_audio_seconds (`float`, optional): audio longer than this is cut.
@@ -251,10 +258,10 @@ class NanoEmoXProcessor(ProcessorMixin):
         feature_extractor=None,
         tokenizer=None,
         chat_template=None,
-        num_video_tokens: int = 32,
-        num_audio_tokens: int = 32,
-        num_face_tokens: int = 4,
-        num_fusion_tokens: int = 1,
+        num_video_tokens: int | None = None,
+        num_audio_tokens: int | None = None,
+        num_face_tokens: int | None = None,
+        num_fusion_tokens: int | None = None,
         num_frames: int = 8,
         sampling_rate: int = DEFAULT_SAMPLING_RATE,
         max_audio_seconds: float | None = None,
@@ -267,6 +274,7 @@ class NanoEmoXProcessor(ProcessorMixin):
         prompt_format: str = "public_code",
         think_tokens: str = "text",
         face_detector: Callable | None = None,
+        config=None,
         **kwargs,
     ):
         if prompt_format not in PROMPT_FORMATS:
@@ -281,10 +289,14 @@ class NanoEmoXProcessor(ProcessorMixin):
             raise ValueError(f"face_input must be 'crop' or 'full_frame', got {face_input!r}")
         if task_identifier_style not in TASK_IDENTIFIERS:
             raise ValueError(f"task_identifier_style must be one of {sorted(TASK_IDENTIFIERS)}, got {task_identifier_style!r}")
-        self.num_video_tokens = int(num_video_tokens)
-        self.num_audio_tokens = int(num_audio_tokens)
-        self.num_face_tokens = int(num_face_tokens)
-        self.num_fusion_tokens = int(num_fusion_tokens)
+        given = {"num_video_tokens": num_video_tokens, "num_audio_tokens": num_audio_tokens,
+                 "num_face_tokens": num_face_tokens, "num_fusion_tokens": num_fusion_tokens}  # fmt: skip
+        counts = processor_token_counts(config) if config is not None else dict(FULL_SIZE_TOKEN_COUNTS)
+        for field, value in given.items():
+            if value is not None and config is not None and int(value) != counts[field]:
+                raise ValueError(f"NanoEmoXProcessor({field}={value}) disagrees with the model config ({counts[field]}); "
+                                 "leave it out to take the config's")
+            setattr(self, field, int(value) if value is not None else counts[field])
         self.num_frames = int(num_frames)
         self.sampling_rate = int(sampling_rate)
         self.max_audio_seconds = max_audio_seconds
@@ -297,6 +309,36 @@ class NanoEmoXProcessor(ProcessorMixin):
         self.prompt_format = prompt_format
         self.think_tokens = think_tokens
         self._face_detector = face_detector
+        if config is not None:
+            self.check_model_config(config, "the model config")
+
+    # ------------------------------------------------------------------ agreement with the model
+    def match_model_config(self, config) -> "NanoEmoXProcessor":
+        """Take the token counts of ``config`` (a ``NanoEmoXConfig``) and check the rest; returns ``self``."""
+        for field, value in processor_token_counts(config).items():
+            setattr(self, field, value)
+        self.check_model_config(config, "the model config")
+        return self
+
+    def check_model_config(self, config, where: str) -> None:
+        """ValueError naming every field where this processor and the model ``config`` (object or ``config.json``
+        dict) disagree: token counts, frames per clip, placeholder ids."""
+        values = {field: getattr(self, field) for field in (*FULL_SIZE_TOKEN_COUNTS, "num_frames")}
+        ids = self.placeholder_token_ids if self.tokenizer is not None else None
+        problems = processor_config_mismatches(config, values, ids)
+        if problems:
+            raise ValueError(f"the Nano-EmoX processor does not match {where}: {'; '.join(problems)} (build the processor "
+                             "with config=model.config, or processor.match_model_config(model.config), and save both)")
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``ProcessorMixin.from_pretrained``, then a check against the model's ``config.json`` when the folder has
+        one: a processor saved for another model size fails here, not at the first forward."""
+        processor = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model_config = read_json_next_to(pretrained_model_name_or_path, "config.json", kwargs)
+        if model_config is not None and model_config.get("model_type") == "nano_emox":
+            processor.check_model_config(model_config, f"the model's config.json in {pretrained_model_name_or_path}")
+        return processor
 
     # ------------------------------------------------------------------ tokens
     @staticmethod
@@ -820,9 +862,9 @@ class NanoEmoXProcessor(ProcessorMixin):
         feature_extractor = Wav2Vec2FeatureExtractor(
             feature_size=1, sampling_rate=DEFAULT_SAMPLING_RATE, do_normalize=True, return_attention_mask=True
         )
-        defaults = dict(
-            num_video_tokens=4, num_audio_tokens=3, num_face_tokens=2, num_fusion_tokens=1, num_frames=4, face_size=32
-        )
+        defaults = dict(num_frames=4, face_size=32)
+        if kwargs.get("config") is None:  # with a config, the counts come from it
+            defaults.update(num_video_tokens=4, num_audio_tokens=3, num_face_tokens=2, num_fusion_tokens=1)
         defaults.update(kwargs)
         return cls(image_processor=image_processor, feature_extractor=feature_extractor, tokenizer=tokenizer, **defaults)
 
