@@ -167,7 +167,8 @@ def test_yaml_errors_name_file_line_and_column(tmp_path):
         mc.read_config(loop)
 
 
-def test_one_path_variable_syntax_with_the_old_one_as_an_alias(tmp_path, capsys):
+def test_one_path_variable_syntax_with_the_old_one_as_an_alias(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(mc, "_DEPRECATIONS_SHOWN", set())  # each deprecation line is printed once per process
     new = resolved(TINY, "--data_root", str(tmp_path))
     assert new.datasets["crema_d"].path == f"{tmp_path}/crema_d_annotations.json"
     assert "deprecated" not in capsys.readouterr().err  # the shipped configs use ${data_root}

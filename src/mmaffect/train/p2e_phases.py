@@ -41,7 +41,6 @@ expressions over module names of ``NanoEmoXForConditionalGeneration`` (``re.full
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,7 +48,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from mmaffect.config import ConfigError, Override, dataclass_schema, deep_merge, expand_variables, merge_inherited, read_config, read_value
+from mmaffect.config import (
+    ConfigError,
+    Override,
+    dataclass_schema,
+    deep_merge,
+    expand_variables,
+    merge_inherited,
+    read_config,
+    read_value,
+)
 from mmaffect.datasets_scripts.instruction_data import READERS, TASKS
 
 LORA_GROUP = "lora"
@@ -693,6 +701,7 @@ __all__ = [
     "apply_trainability",
     "build_config",
     "canonical_name",
+    "config_schema",
     "deep_merge",
     "expected_trainable_parameters",
     "format_report",
