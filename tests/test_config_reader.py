@@ -48,6 +48,14 @@ def test_p2e_override_spellings_give_one_config(spelling):
     assert resolved(TINY, *spelling).training.per_device_batch_size == 1
 
 
+def test_old_set_form_works_with_a_deprecation_line(capsys, monkeypatch):
+    monkeypatch.setattr(mc, "_DEPRECATIONS_SHOWN", set())
+    assert resolved(TINY, "--set", "training.logging_steps=3").training.logging_steps == 3
+    assert "deprecated: --set KEY=VALUE is the old spelling of --KEY VALUE" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"--set 'training' must look like key\.path=value"):
+        resolved(TINY, "--set", "training")
+
+
 def test_both_trainers_read_flags_nested_keys_and_list_indices_alike():
     lgsrr = resolved(LGSRR, "--model.pooling", "mean", "--freeze-encoder", "--seeds", "3", "4", "--max_grad_value=null")
     assert (lgsrr.model["pooling"], lgsrr.freeze_encoder, lgsrr.seeds, lgsrr.max_grad_value) == ("mean", True, [3, 4], None)
