@@ -351,14 +351,17 @@ def test_two_process_cpu_launch(tmp_path):
 
 
 def test_train_cli_dispatches_nano_emox_configs_to_p2e(monkeypatch):
-    """model_type: nano_emox goes to mmaffect.train.p2e.main with the original arguments."""
+    """model_type: nano_emox goes to mmaffect.train.p2e with the config as read and the overrides (issue 23: the
+    dispatcher passes the parsed config, never argv - this test used to assert the argv hand-over)."""
     import mmaffect.train.p2e as p2e
 
     seen = []
-    monkeypatch.setattr(p2e, "main", lambda argv: seen.append(list(argv)) or 0)
+    monkeypatch.setattr(p2e, "main_from_config", lambda path, values, overrides: seen.append((path, values, overrides)) or 0)
     argv = ["--config", str(REPO / "configs" / "p2e_tiny.yaml"), "--print-config"]
     assert cli.main(argv) == 0
-    assert seen == [argv]
+    [(path, values, overrides)] = seen
+    assert path == argv[1] and values["model_type"] == "nano_emox" and values["training"]["per_device_batch_size"] == 2
+    assert [(o.key, o.value) for o in overrides] == [("print-config", True)]
 
 
 def test_features_cache_key_follows_token_content_not_map_history():

@@ -10,6 +10,10 @@ Examples::
         --descriptions-dir ../shared/data/lgsrr_release/data_desc/mintrec2.0 --output-dir out \\
         --backend openai --base-url http://127.0.0.1:8000/v1 --model Qwen/Qwen2.5-7B-Instruct
 
+Any setting of the config file can also be given as ``--key value`` in the one override syntax of
+:mod:`mmaffect.config` (``--rank.max_corrections 0``, ``--discover.top_k 5``); the flags above are its
+shortcuts. Unknown keys are refused with the nearest known one.
+
 Exit status: 0 when every sample succeeded, 3 when some failed (listed in the summary; rerun to
 retry backend failures, ``--retry-failed`` to retry unusable replies too), 1 on a fatal error
 (bad configuration, server refusing the credentials), 2 on bad flags.
@@ -183,9 +187,16 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    from mmaffect.config import ConfigError, parse_args
+
+    parser = build_parser()
+    args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     try:
-        config = load_config(args.config, overrides_from_args(args))
+        extra = parse_args(rest)  # --any.setting value (the config file's keys)
+    except ConfigError as error:
+        parser.error(str(error))
+    try:
+        config = load_config(args.config, overrides_from_args(args), extra)
         apply_backend_flags(config, args)
         extraction = run_step(config, args.step)
     except (BackendError, ValueError, FileNotFoundError, RuntimeError) as error:

@@ -1,9 +1,13 @@
 """Extraction settings as data: a YAML file (``--config``) and command-line flags on top.
 
+The file is read by :mod:`mmaffect.config` (``inherit:``, ``${config_dir}`` and ``${shared_data}`` in paths,
+unknown keys refused with a suggestion); ``--key value`` overrides (``--rank.max_corrections 0``) use its one
+syntax. A relative path is still read relative to the file's folder (deprecated: write ``${config_dir}/...``).
+
 .. code-block:: yaml
 
     dataset: mintrec2                  # layout name, or {base: mintrec2, text_column: ..., ...}
-    data_dir: ../shared/data/lgsrr_release/data_text/MIntRec2.0
+    data_dir: ${shared_data}/lgsrr_release/data_text/MIntRec2.0
     video_dir: /data/MIntRec2.0/video  # dia{D}_utt{U}.mp4
     output_dir: outputs/extraction
     splits: [train, dev, test]         # files {split}.tsv; the release calls validation "dev"
@@ -26,10 +30,12 @@
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from mmaffect.config import Override, Open, apply_overrides, check_keys, dataclass_schema, deep_merge, deprecated
 
 from .describe import DescribeConfig
 from .discover import DiscoverConfig
@@ -85,52 +91,71 @@ class ExtractionConfig:
 
 
 def _step_dataclass(cls, values: dict, step: str):
+    from mmaffect.config import unknown_key
+
     values = {k: v for k, v in values.items() if k != "backend"}
     allowed = {f.name for f in fields(cls)}
     unknown = set(values) - allowed
     if unknown:
-        raise ValueError(f"unknown '{step}' setting(s) {sorted(unknown)}; allowed: {sorted(allowed | {'backend'})}")
+        hints = ", ".join(unknown_key(name, allowed, f"{step}.") for name in sorted(unknown))
+        raise ValueError(f"unknown '{step}' setting(s) {sorted(unknown)}: {hints}; allowed: {sorted(allowed | {'backend'})}")
     return cls(**values)
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExtractionConfig:
-    """Read ``path`` (YAML) if given, then apply ``overrides`` (nested dicts merge, None is ignored).
-    Relative paths in the file are relative to the file's folder."""
-    data: dict[str, Any] = {}
-    base = None
-    if path is not None:
-        from mmaffect.errors import read_yaml_file
+PATH_KEYS = (("data_dir",), ("video_dir",), ("output_dir",), ("rank", "descriptions_dir"))
 
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        loaded = read_yaml_file(path, "config file") or {}  # a syntax error names the file and line
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: the config must be a mapping, got {type(loaded).__name__}")
-        data = loaded.get("extract", loaded)  # allow an 'extract:' section in a larger config
-        base = path.parent
-    known = {f.name for f in fields(ExtractionConfig)}
-    unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
-    if base is not None:
-        for key in ("data_dir", "video_dir", "output_dir"):
-            if data.get(key) and not Path(data[key]).is_absolute():
-                data[key] = str((base / data[key]).resolve())
-        rank = data.get("rank") or {}
-        if rank.get("descriptions_dir") and not Path(rank["descriptions_dir"]).is_absolute():
-            rank["descriptions_dir"] = str((base / rank["descriptions_dir"]).resolve())
-    merged = _merge(data, overrides or {})
+
+def config_schema():
+    """The keys an extraction config accepts (:mod:`mmaffect.config`)."""
+    steps = {name: dataclass_schema(cls, backend=Open()) for name, cls in
+             (("discover", DiscoverConfig), ("describe", DescribeConfig), ("rank", RankConfig))}
+    return dataclass_schema(ExtractionConfig, backend=Open(), templates=Open(), **steps)
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                extra: Sequence[Override] = ()) -> ExtractionConfig:
+    """Read ``path`` (YAML, ``inherit`` resolved) if given, then apply ``overrides`` (nested dicts merge, None is
+    ignored: the flags not given) and ``extra`` (``--key value`` overrides, keys checked)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_file(Path(path))
+    merged = deep_merge(data, _without_none(overrides or {}))
+    if extra:
+        merged = apply_overrides(merged, extra, config_schema())
     return ExtractionConfig(**merged)
 
 
-def _merge(base: dict, extra: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        if value is None:
+def _read_file(path: Path) -> dict[str, Any]:
+    from mmaffect.config import expand_variables, read_config, shared_data_root
+
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    loaded = read_config(path)
+    data = loaded.get("extract", loaded)  # allow an 'extract:' section in a larger config
+    known = {f.name for f in fields(ExtractionConfig)}
+    unknown = set(data) - known
+    if unknown:
+        from mmaffect.config import unknown_key
+
+        hints = ", ".join(unknown_key(name, known) for name in sorted(unknown))
+        raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}: {hints}; known: {sorted(known)}")
+    check_keys(data, config_schema(), str(path))
+    base = path.parent.resolve()
+    variables = {"config_dir": str(base), "shared_data": shared_data_root()}
+    for keys in PATH_KEYS:
+        section = data if len(keys) == 1 else data.get(keys[0]) or {}
+        value = section.get(keys[-1])
+        if not value:
             continue
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+        value = expand_variables(value, variables, str(path))
+        if not Path(value).is_absolute():
+            deprecated(f"{path}: {'.'.join(keys)}: {value!r} is read relative to the config file; "
+                       f"write '${{config_dir}}/{value}'")
+            value = str((base / value).resolve())
+        section[keys[-1]] = value
+    return data
+
+
+def _without_none(values: dict) -> dict:
+    """The flags that were given (argparse leaves the others None)."""
+    return {k: _without_none(v) if isinstance(v, dict) else v for k, v in values.items() if v is not None}

@@ -1,16 +1,19 @@
 """``mmaffect train --config X.yaml [--key value ...]`` (and the repository's ``train.py``).
 
-The YAML's ``model_type`` picks the trainer: ``lgsrr`` -> :mod:`mmaffect.train.lgsrr`,
-``nano_emox`` -> :mod:`mmaffect.train.p2e` (imported only when used). Every YAML key can be
-overridden on the command line:
+The config is read once (:mod:`mmaffect.config`: ``inherit:`` resolved, so a child without its own
+``model_type`` takes its parent's), and its ``model_type`` picks the trainer: ``lgsrr`` ->
+:mod:`mmaffect.train.lgsrr`, ``nano_emox`` -> :mod:`mmaffect.train.p2e` (imported only when used). The trainer
+gets the parsed config and overrides, never the command line. Every key can be overridden, in one syntax:
 
     --learning_rate 3e-5          values are parsed as YAML (numbers, true/false, null, lists)
+    --learning-rate=3e-5          the same ('-' or '_' between words, '=' or a space before the value)
     --seeds 0 1 2 3 4             several values make a list
     --freeze_encoder              a bare flag means true
     --model.pooling mean          dotted keys reach into nested mappings
+    --phases.0.learning_rate 1e-4 and numbers into lists
     --resume_from_checkpoint latest
 
-Works the same under ``accelerate launch`` (one process per device).
+An unknown key is refused, with the nearest known one. Works the same under ``accelerate launch``.
 """
 
 from __future__ import annotations
@@ -19,55 +22,48 @@ import dataclasses
 import sys
 from importlib import import_module
 
-import yaml
+from mmaffect.config import (
+    ConfigError,
+    Override,
+    apply_overrides,
+    check_keys,
+    deep_merge,
+    describe_keys,
+    overrides_to_dict,
+    parse_args,
+    read_command_line,
+    read_config,
+    schema_for,
+    split_options,
+)
 
 USAGE = """usage: mmaffect train --config CONFIG.yaml [--key value ...]
        python train.py            (no arguments: the embedded demo, configs/lgsrr_demo.yaml)
        accelerate launch train.py --config CONFIG.yaml [...]
+       mmaffect train --config CONFIG.yaml --help    (the keys of that config's model_type)
 
-The YAML's model_type picks the trainer (lgsrr, nano_emox). Any key can be overridden:
-  --learning_rate 3e-5   --seeds 0 1 2 3 4   --freeze_encoder   --model.pooling mean
+The YAML's model_type picks the trainer (lgsrr, nano_emox). Any key can be overridden, in one syntax:
+  --learning_rate 3e-5 (= --learning-rate 3e-5 = --learning_rate=3e-5)   --seeds 0 1 2 3 4
+  --freeze_encoder (a bare flag is true)   --model.pooling mean   --phases.0.learning_rate 1e-4
   --resume_from_checkpoint latest   --push_to_hub --hub_model_id user/name
+Unknown keys are refused with the nearest known one.
 Resuming with a changed config is refused unless --allow_config_change (the change is logged).
 Errors print one line and exit 2; --debug shows the traceback.
 """
 
+# model_type -> the trainer's entry point: f(config_path, values, overrides) -> exit status
+TRAINERS = {
+    "lgsrr": "mmaffect.train.cli:run_lgsrr",
+    "nano_emox": "mmaffect.train.p2e:main_from_config",
+}
+
 
 def parse_overrides(argv: list[str]) -> dict:
     """``["--a", "1", "--b.c", "x", "--flag", "--l", "1", "2"]`` -> ``{"a": 1, "b": {"c": "x"}, "flag": True, "l": [1, 2]}``."""
-    values: dict = {}
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        if not token.startswith("--") or token == "--":
-            raise ValueError(f"unexpected argument {token!r}: options look like --key value")
-        key, eq, inline = token[2:].partition("=")
-        key = key.replace("-", "_")
-        items = [inline] if eq else []
-        i += 1
-        while not eq and i < len(argv) and not argv[i].startswith("--"):
-            items.append(argv[i])
-            i += 1
-        parsed = [yaml.safe_load(item) for item in items]
-        value = True if not parsed else parsed[0] if len(parsed) == 1 else parsed
-        target = values
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            target = target.setdefault(parent, {})
-            if not isinstance(target, dict):
-                raise ValueError(f"--{key}: {parent!r} is not a mapping")
-        target[leaf] = value
-    return values
+    return overrides_to_dict(parse_args(argv))
 
 
-def merge(base: dict, overrides: dict) -> dict:
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+merge = deep_merge  # the one dict merge (mmaffect.config)
 
 
 def _lgsrr_config(values: dict):
@@ -80,36 +76,67 @@ def _lgsrr_config(values: dict):
     return config_from_dict(values)
 
 
+def lgsrr_config(config_path, values: dict, overrides: list[Override]):
+    """The ``LGSRRTrainingConfig`` of a read config and the command line's overrides (keys checked at every depth)."""
+    schema = schema_for("lgsrr")
+    check_keys(values, schema, str(config_path))
+    return _lgsrr_config(apply_overrides(values, overrides, schema))
+
+
+def run_lgsrr(config_path, values: dict, overrides: list[Override]) -> int:
+    """LGSRR from a read config and the command line's overrides."""
+    from . import lgsrr
+
+    return lgsrr.main(lgsrr_config(config_path, values, overrides))
+
+
+def training_config(argv: list[str]):
+    """What ``mmaffect train ARGV`` would train, without training: ``(model_type, config)`` (the LGSRR
+    ``LGSRRTrainingConfig`` or the P2E ``P2EConfig``)."""
+    config_path, values, overrides = read_command_line(argv)
+    model_type = values.get("model_type")
+    if model_type == "lgsrr":
+        return model_type, lgsrr_config(config_path, values, overrides)
+    if model_type == "nano_emox":
+        return model_type, import_module("mmaffect.train.p2e").config_from_command_line(config_path, values, overrides)[0]
+    raise ConfigError(f"{config_path} has model_type={model_type!r}; expected one of {list(TRAINERS)}")
+
+
+def _help(argv: list[str]) -> int:
+    """``--help``: the usage, then the keys of the config's model_type (of both trainers without --config)."""
+    options, _ = split_options(parse_args([a for a in argv if a not in ("-h", "--help")]), ("config",))
+    model_types = list(TRAINERS)
+    if isinstance(options.get("config"), str):
+        model_types = [read_config(options["config"]).get("model_type")]
+    print(USAGE)
+    for model_type in model_types:
+        module = import_module(TRAINERS[model_type].partition(":")[0]) if model_type in TRAINERS else None
+        extra = getattr(module, "RUN_OPTIONS_HELP", "")
+        print(f"{model_type} config keys (defaults):" if model_type in TRAINERS else
+              f"model_type {model_type!r} is unknown; expected one of {list(TRAINERS)}")
+        if model_type in TRAINERS:
+            print("\n".join(describe_keys(schema_for(model_type))) + (f"\n{extra}" if extra else "") + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         print(USAGE, file=sys.stderr)
         return 2
-    if argv[0] in ("-h", "--help"):
-        from .lgsrr import LGSRRTrainingConfig
-
-        print(USAGE + "\nLGSRR config keys (defaults):")
-        for f in dataclasses.fields(LGSRRTrainingConfig):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            print(f"  {f.name}: {default!r}")
-        return 0
-    overrides = parse_overrides(argv)
-    config_path = overrides.pop("config", None)
-    if config_path is None or config_path is True:
+    if "-h" in argv or "--help" in argv:
+        return _help(argv)
+    if not any(a == "--config" or a.startswith("--config=") for a in argv):
         print("mmaffect train: --config CONFIG.yaml is required\n\n" + USAGE, file=sys.stderr)
         return 2
-    from .lgsrr import load_yaml
-
-    values = merge(load_yaml(config_path), overrides)
+    config_path, values, overrides = read_command_line(argv)
     model_type = values.get("model_type")
-    if model_type == "lgsrr":
-        from . import lgsrr
-
-        return lgsrr.main(_lgsrr_config(values))
-    if model_type == "nano_emox":
-        return int(import_module("mmaffect.train.p2e").main(argv) or 0)
-    print(f"mmaffect train: {config_path} has model_type={model_type!r}; expected 'lgsrr' or 'nano_emox'", file=sys.stderr)
-    return 2
+    if model_type not in TRAINERS:
+        print(f"mmaffect train: {config_path} has model_type={model_type!r}; expected one of {list(TRAINERS)} "
+              "(or inherit: a config that has one)", file=sys.stderr)
+        return 2
+    module, _, name = TRAINERS[model_type].partition(":")
+    return int(getattr(import_module(module), name)(config_path, values, overrides) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

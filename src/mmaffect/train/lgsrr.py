@@ -52,7 +52,7 @@ from mmaffect.checkpoints import (
     require_existing_path,
     write_text_atomic,
 )
-from mmaffect.errors import CheckpointError, one_line, read_yaml_file
+from mmaffect.errors import CheckpointError, one_line
 from mmaffect.models.text_only import TextOnlyClassifier  # the text-only baseline (the encoder's own head)
 
 logger = logging.getLogger("mmaffect.train")
@@ -167,12 +167,12 @@ class LGSRRTrainingConfig:
 
 def expand_path(value: str | None) -> str | None:
     """Expand ``${shared_data}`` ($MMAFFECT_SHARED_DATA or ../shared/data), ``${demo_data}`` (the demo
-    rows shipped in the package) and ``~``."""
+    rows shipped in the package) and ``~`` (:func:`mmaffect.config.expand_variables`)."""
     if value is None:
         return None
-    shared = os.environ.get("MMAFFECT_SHARED_DATA", "../shared/data")
-    value = value.replace("${shared_data}", shared).replace("${demo_data}", str(DEMO_DATA))
-    return os.path.expanduser(value)
+    from mmaffect.config import expand_variables, shared_data_root
+
+    return expand_variables(value, {"shared_data": shared_data_root(), "demo_data": str(DEMO_DATA)})
 
 
 def resolve_encoder(name: str) -> str:
@@ -204,13 +204,9 @@ def model_config_keys() -> set[str]:
 
 
 def _unknown_keys(names, known, prefix: str = "") -> list[str]:
-    import difflib
+    from mmaffect.config import unknown_key
 
-    out = []
-    for name in sorted(set(names) - set(known)):
-        hint = difflib.get_close_matches(name, sorted(known), n=1)
-        out.append(f"{prefix}{name}" + (f" (did you mean {prefix}{hint[0]}?)" if hint else ""))
-    return out
+    return [unknown_key(name, known, prefix) for name in sorted(set(names) - set(known))]
 
 
 def config_from_dict(values: dict) -> LGSRRTrainingConfig:
@@ -248,12 +244,20 @@ def config_from_dict(values: dict) -> LGSRRTrainingConfig:
     return LGSRRTrainingConfig(**values).validate()
 
 
+def config_schema():
+    """The keys an LGSRR config accepts (``mmaffect.config``): the fields of :class:`LGSRRTrainingConfig`, and
+    under ``model:`` those of ``LGSRRConfig`` (``encoder_kwargs``: the encoder's loading kwargs, any keys)."""
+    from mmaffect.config import Fields, Open, dataclass_schema
+
+    model = Fields({name: "any" for name in model_config_keys() - {"encoder_kwargs"}} | {"encoder_kwargs": Open()})
+    return dataclass_schema(LGSRRTrainingConfig, model=model)
+
+
 def load_yaml(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    values = read_yaml_file(path, "config file") or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"config file {path} must hold a mapping of keys to values, got {type(values).__name__}")
-    return values
+    """The config file's keys, its ``inherit:`` chain resolved (:func:`mmaffect.config.read_config`)."""
+    from mmaffect.config import read_config
+
+    return read_config(path)
 
 
 def resolve_mixed_precision(value: str) -> str:
@@ -1062,4 +1066,4 @@ def main(cfg: LGSRRTrainingConfig) -> int:
 
 __all__ = ["LGSRRTrainingConfig", "TextOnlyClassifier", "LGSRRTrainingModule", "BatchOrder", "aggregate", "config_from_dict",
            "load_yaml", "main", "predict", "resolve_encoder", "resolve_mixed_precision", "run", "score", "train",
-           "cpu_kernel_settings", "cpu_native_bf16_flags"]
+           "config_schema", "cpu_kernel_settings", "cpu_native_bf16_flags"]

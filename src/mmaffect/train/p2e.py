@@ -31,7 +31,6 @@ run is started again; a changed phase definition is an error (use a new ``output
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import gc
@@ -1115,19 +1114,16 @@ def run_from_config(config: Mapping[str, Any] | P2EConfig, **overrides) -> dict[
     return trainer.run(run_options.get("phases"))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mmaffect.train.p2e", description="P2E curriculum training of Nano-EmoX (Accelerate + PEFT)")
-    parser.add_argument("--config", required=True, help="P2E YAML config (configs/p2e_nano_emox.yaml, p2e_jo_t.yaml, p2e_reverse.yaml, p2e_tiny.yaml)")
-    parser.add_argument("--overlay", action="append", default=[], help="YAML merged on top (its own keys only), e.g. configs/p2e_tiny.yaml")
-    parser.add_argument("--data-root", help="replaces {data_root} in dataset paths")
-    parser.add_argument("--output-dir", help="where phases write model/, checkpoints/, reports")
-    parser.add_argument("--phases", nargs="+", help="run only these phases (earlier ones must be done)")
-    parser.add_argument("--max-steps", type=int, help="step budget of every phase (smoke runs)")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. training.per_device_batch_size=2")
-    parser.add_argument("--make-synthetic-data", metavar="DIR", help="write the synthetic corpus to DIR and use it as data_root")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved phases and exit")
-    parser.add_argument("--check-data", action="store_true", help="read every dataset of the (chosen) phases, report what is found and which media are missing, exit (1 if anything is not ready)")
-    return parser
+# Options of a P2E run that are not config keys (``--max_steps N`` is ``--phase_overrides.*.max_steps N``).
+RUN_OPTIONS = ("overlay", "phases", "make_synthetic_data", "print_config", "check_data", "max_steps")
+RUN_OPTIONS_HELP = """nano_emox run options (not config keys):
+  --overlay FILE.yaml        merge that file's own keys on top (repeatable), e.g. configs/p2e_tiny.yaml
+  --phases NAME [NAME ...]   run only these phases (earlier ones must be done)
+  --max_steps N              step budget of every phase (= --phase_overrides.*.max_steps N)
+  --make_synthetic_data DIR  write the synthetic corpus to DIR and use it as data_root
+  --print_config             print the resolved phases and exit
+  --check_data               read every dataset of the (chosen) phases, report what is missing, exit (1 if not ready)
+  --data_root DIR / --output_dir DIR are config keys; '-' or '_' between words, --set KEY=VALUE (old) = --KEY VALUE"""
 
 
 def load_run_config(
@@ -1141,75 +1137,105 @@ def load_run_config(
     extra: Mapping[str, Any] | None = None,
 ) -> P2EConfig:
     """The CLI's config: ``config_path`` (with its ``inherit`` chain), then each overlay's own keys, then the
-    variables and ``--set`` overrides. ``--overlay configs/p2e_tiny.yaml`` makes any P2E config tiny."""
-    from .p2e_phases import deep_merge
+    variables and ``sets`` (``"key.path=value"``). ``--overlay configs/p2e_tiny.yaml`` makes any P2E config tiny."""
+    from mmaffect.config import Override
 
-    raw = read_config_file(config_path)
+    items = [Override(k, v, f"--{k}") for k, v in (("data_root", data_root), ("output_dir", output_dir)) if v]
+    if max_steps:
+        items.append(Override("phase_overrides.*.max_steps", int(max_steps), "--max_steps"))
+    return _build_run_config(read_config_file(config_path), overlays, items + list(sets), extra)
+
+
+def _build_run_config(raw: Mapping[str, Any], overlays: Sequence, overrides: Sequence, extra: Mapping | None = None) -> P2EConfig:
+    """``raw`` (a read config), each overlay's own keys, ``extra`` (a nested mapping), then the overrides."""
+    from .p2e_phases import apply_overrides, deep_merge
+
     for overlay in overlays:
         raw = deep_merge(raw, read_config_file_no_inherit(overlay))
     if extra:
         raw = deep_merge(raw, extra)
-    if data_root:
-        raw["data_root"] = str(data_root)
-    if output_dir:
-        raw["output_dir"] = str(output_dir)
-    if max_steps:
-        raw.setdefault("phase_overrides", {}).setdefault("*", {})["max_steps"] = int(max_steps)
-    return build_config(raw, list(sets))
-
-
-def load_cli_config(args, extra: Mapping[str, Any] | None = None) -> P2EConfig:
-    data_root = args.data_root
-    if args.make_synthetic_data:
-        from .p2e_synthetic import make_synthetic_corpus
-
-        make_synthetic_corpus(args.make_synthetic_data)
-        data_root = data_root or args.make_synthetic_data
-    return load_run_config(args.config, args.overlay, data_root=data_root, output_dir=args.output_dir,
-                           max_steps=args.max_steps, sets=args.sets, extra=extra)  # fmt: skip
+    return build_config(apply_overrides(raw, list(overrides)))
 
 
 def read_config_file_no_inherit(path) -> dict[str, Any]:
     """An overlay file's own keys (its ``inherit`` is ignored)."""
-    from mmaffect.errors import read_yaml_file
+    from mmaffect.config import read_mapping
 
-    data = read_yaml_file(path, "overlay") or {}  # a syntax error names the file and line
-    if not isinstance(data, dict):
-        raise P2EConfigError(f"{path}: an overlay is a mapping")
+    data = read_mapping(path, "overlay")  # a syntax error names the file and line
     data.pop("inherit", None)
     return data
 
 
 def parse_key_values(argv: Sequence[str]) -> dict[str, Any]:
     """``["--training.per_device_batch_size", "2", "--flag", "--seeds", "1", "2"]`` -> nested mapping (values parsed
-    as YAML; a bare flag is true; several values make a list) - the override style of ``mmaffect train``, whose
-    parser this is."""
-    from .cli import parse_overrides
+    as YAML; a bare flag is true; several values make a list): :func:`mmaffect.config.parse_args`."""
+    from mmaffect.config import overrides_to_dict, parse_args
 
-    try:
-        return parse_overrides(list(argv))
-    except ValueError as err:
-        raise P2EConfigError(str(err)) from None
+    return overrides_to_dict(parse_args(list(argv)))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m mmaffect.train.p2e --config ... [options] [--any.config.key value ...]`` (also what
-    ``mmaffect train`` / ``train.py`` call for ``model_type: nano_emox`` configs)."""
-    args, rest = build_parser().parse_known_args(list(sys.argv[1:] if argv is None else argv))
-    extra = parse_key_values(rest)
-    config = load_cli_config(args, extra)
-    if args.print_config:
+def _run_options(overrides: Sequence) -> tuple[dict[str, Any], list]:
+    """The run options apart from the config overrides (``--max_steps`` becomes an override of every phase)."""
+    from mmaffect.config import Override
+
+    options: dict[str, Any] = {"overlay": [], "phases": None}
+    rest = []
+    for item in overrides:
+        name = item.key.replace("-", "_")
+        if name not in RUN_OPTIONS or item.flag.startswith("--set "):
+            rest.append(item)
+        elif name == "max_steps":
+            rest.append(Override("phase_overrides.*.max_steps", item.value, item.flag))
+        elif name in ("overlay", "phases"):
+            values = item.value if isinstance(item.value, list) else [item.value]
+            options[name] = (options[name] or []) + [str(v) for v in values]
+        else:
+            options[name] = item.value
+    return options, rest
+
+
+def config_from_command_line(config_path, values: Mapping[str, Any], overrides: Sequence) -> tuple[P2EConfig, dict[str, Any]]:
+    """The :class:`P2EConfig` of a command line (the config as read, ``inherit`` resolved, and its overrides,
+    run options included) and the run options."""
+    from mmaffect.config import Override
+
+    options, overrides = _run_options(overrides)
+    path = Path(config_path).resolve()
+    raw = {**values, "config_dir": str(path.parent), "source": str(path)}
+    synthetic = options.get("make_synthetic_data")
+    if synthetic:
+        from .p2e_synthetic import make_synthetic_corpus
+
+        make_synthetic_corpus(synthetic)
+        if not any(o.key.replace("-", "_") == "data_root" for o in overrides):
+            overrides = [Override("data_root", str(synthetic), "--make_synthetic_data"), *overrides]
+    return _build_run_config(raw, options["overlay"], overrides), options
+
+
+def main_from_config(config_path, values: Mapping[str, Any], overrides: Sequence) -> int:
+    """``mmaffect train`` for ``model_type: nano_emox``: the config as read (``values``, ``inherit`` resolved) and
+    the command line's overrides (:class:`mmaffect.config.Override`, run options included)."""
+    config, options = config_from_command_line(config_path, values, overrides)
+    if options.get("print_config"):
         for i, phase in enumerate(config.phases):
             print(f"{i + 1}. {phase.name} (stage {phase.stage}): trains {phase.trainable}, lr {phase.learning_rate:g}, "
                   f"{phase.max_steps} steps, mixture {phase.mixture}")  # fmt: skip
         return 0
-    if args.check_data:
-        rows = check_data(config, args.phases)
+    if options.get("check_data"):
+        rows = check_data(config, options["phases"])
         print(format_data_check(rows))
         return 0 if all(r["status"] == "ok" for r in rows) else 1
-    summary = run_from_config(config, phases=args.phases)
+    summary = run_from_config(config, phases=options["phases"])
     print(json.dumps({"final_model": summary.get("final_model"), "phases": [p.get("name") for p in summary["phases"]]}, indent=2))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mmaffect.train.p2e --config ... [options] [--any.config.key value ...]``: the same command line
+    as ``mmaffect train`` for a ``model_type: nano_emox`` config (:mod:`mmaffect.train.cli`)."""
+    from mmaffect.config import read_command_line
+
+    return main_from_config(*read_command_line(list(sys.argv[1:] if argv is None else argv), "mmaffect.train.p2e"))
 
 
 __all__ = [
@@ -1219,10 +1245,12 @@ __all__ = [
     "build_initial_model",
     "build_processor",
     "check_data",
+    "config_from_command_line",
     "forward_loss",
     "load_config",
     "load_phase_model",
     "load_run_config",
+    "main_from_config",
     "prepare_phase_model",
     "lora_config_for",
     "main",

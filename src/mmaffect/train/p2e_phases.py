@@ -31,16 +31,16 @@ and the visual/face branches "concurrently" on disjoint data with disjoint param
 previous phase's saved model. The baselines are configs: Jo-T (Table 6) is one phase over all data
 (``configs/p2e_jo_t.yaml``), Reverse P2E (Table 7) is ``phase_order`` reversed (``configs/p2e_reverse.yaml``).
 
-Config files may ``inherit:`` another (path relative to the file; mappings merge key by key, lists are
-replaced), use ``{data_root}`` / ``{output_dir}`` / ``{config_dir}`` in paths, and tune phases through
-``phase_overrides: {"*" | phase name: {field: value}}``. Module groups map a readable name to regular
+Config files may ``inherit:`` another (path relative to the file; the child wins: mappings merge key by key,
+lists are replaced, and the parent's ``phase_overrides`` never beat the child's own phase values), use
+``${data_root}`` / ``${output_dir}`` / ``${config_dir}`` in paths (``{data_root}``: the old spelling), and tune
+phases through ``phase_overrides: {"*" | phase name: {field: value}}`` (see :mod:`mmaffect.config`). Module groups map a readable name to regular
 expressions over module names of ``NanoEmoXForConditionalGeneration`` (``re.fullmatch``); the reserved group
 ``lora`` means the LoRA weights PEFT adds to the language model.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,8 +48,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from mmaffect.config import (
+    ConfigError,
+    Override,
+    dataclass_schema,
+    deep_merge,
+    expand_variables,
+    merge_inherited,
+    read_config,
+    read_value,
+)
 from mmaffect.datasets_scripts.instruction_data import READERS, TASKS
 
 LORA_GROUP = "lora"
@@ -78,7 +86,7 @@ MODALITY_NAMES = {"A": "audio", "V": "video frames", "F": "a face track", "M": "
 PHASE_FIELDS_DOC = "name, stage, trainable, lora, learning_rate, max_steps, mixture, data, ..."
 
 
-class P2EConfigError(ValueError):
+class P2EConfigError(ConfigError):
     """A P2E config is inconsistent; the message names the file, the field and the value."""
 
 
@@ -218,89 +226,68 @@ class P2EConfig:
 # ----------------------------------------------------------------------------------------------------
 # Loading
 # ----------------------------------------------------------------------------------------------------
-def deep_merge(base: Mapping, override: Mapping) -> dict:
-    """Mappings merge key by key (recursively); anything else in ``override`` replaces ``base``."""
-    out = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+def config_schema():
+    """The keys a P2E config accepts (``mmaffect.config``); ``model``, ``lora``, ``module_groups`` and
+    ``datasets`` name their own keys (checked where they are used)."""
+    from mmaffect.config import Fields, ListOf, Open
+
+    phase = dataclass_schema(PhaseSpec, mixture=Open("float"), data=Open())
+    top = {
+        "model_type": "str", "model": Open(), "lora": Open(), "training": dataclass_schema(TrainingSettings),
+        "module_groups": Open(), "datasets": Open(Open()), "phases": ListOf(phase), "phase_overrides": Open(phase),
+        "phase_order": "any", "output_dir": "str", "strategy": "str", "seed": "int", "data_root": "str",
+        "allow_frozen_groups": "bool", "config_dir": "str", "source": "str", "inherit": "str",
+    }  # fmt: skip
+    return Fields(top, {"output_dir": "outputs/p2e", "strategy": "p2e", "seed": 42, "data_root": "data"})
 
 
-def read_config_file(path: str | os.PathLike, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """A YAML config with its ``inherit:`` chain resolved (the result records ``config_dir`` / ``source``)."""
     path = Path(path).resolve()
-    if str(path) in _seen:
-        raise P2EConfigError(f"{path}: circular 'inherit' chain {list(_seen) + [str(path)]}")
-    from mmaffect.errors import UsageError, read_yaml_file
-
     try:
-        data = read_yaml_file(path, "P2E config") or {}
-    except UsageError as error:  # invalid YAML: file, line and column
+        data = read_config(path, "P2E config")
+    except ConfigError as error:  # invalid YAML (file, line, column), a circular or missing 'inherit'
         raise P2EConfigError(str(error)) from None
-    if not isinstance(data, dict):
-        raise P2EConfigError(f"{path}: a P2E config is a mapping, got {type(data).__name__}")
-    parent = data.pop("inherit", None)
-    if parent:
-        base = read_config_file(path.parent / parent, _seen + (str(path),))
-        if "phases" in data and "phase_order" not in data:  # the parent's order names the parent's phases
-            base.pop("phase_order", None)
-        data = deep_merge(base, data)
     data["config_dir"] = str(path.parent)
     data["source"] = str(path)
     return data
 
 
-def _set_dotted(config: dict, dotted: str, value: Any) -> None:
-    keys = dotted.split(".")
-    node = config
-    for key in keys[:-1]:
-        if not isinstance(node.get(key), dict):
-            node[key] = {}
-        node = node[key]
-    node[keys[-1]] = value
-
-
 def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
     """``{"training.per_device_batch_size": 2}`` or ``["training.per_device_batch_size=2"]`` (values parsed as
-    YAML) applied to a raw config mapping."""
-    config = copy.deepcopy(dict(config))
-    if not overrides:
-        return config
-    items = overrides.items() if isinstance(overrides, Mapping) else []
-    if not isinstance(overrides, Mapping):
-        parsed = []
-        for item in overrides:
-            if "=" not in item:
-                raise P2EConfigError(f"override {item!r} must look like key.path=value")
+    YAML) or :class:`mmaffect.config.Override` items applied to a raw config mapping; unknown keys are refused
+    with a suggestion, list items are reached by index (``phases.0.learning_rate``)."""
+    from mmaffect.config import apply_overrides as apply
+
+    items = []
+    for item in (overrides.items() if isinstance(overrides, Mapping) else overrides or ()):
+        if isinstance(item, Override):
+            items.append(item)
+        elif isinstance(item, tuple):
+            items.append(Override(str(item[0]), item[1], f"override {item[0]}"))
+        elif "=" not in item:
+            raise P2EConfigError(f"override {item!r} must look like key.path=value")
+        else:
             key, _, value = item.partition("=")
-            parsed.append((key.strip(), yaml.safe_load(value)))
-        items = parsed
-    for key, value in items:
-        _set_dotted(config, key, value)
-    return config
+            items.append(Override(key.strip(), read_value(value), f"override {item}"))
+    try:
+        return apply(config, items, config_schema())
+    except ConfigError as error:
+        raise P2EConfigError(str(error)) from None
 
 
 def _expand(value: Any, variables: Mapping[str, str]) -> Any:
-    if isinstance(value, str):
-        out = value
-        for name, replacement in variables.items():
-            out = out.replace("{" + name + "}", replacement)
-        return os.path.expanduser(out)
-    if isinstance(value, list):
-        return [_expand(v, variables) for v in value]
-    if isinstance(value, dict):
-        return {k: _expand(v, variables) for k, v in value.items()}
-    return value
+    return expand_variables(value, variables, "P2E config")
 
 
 def _known(cls, raw: Mapping, where: str) -> dict[str, Any]:
+    from mmaffect.config import unknown_key
+
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(raw) - names)
     if unknown:
-        raise P2EConfigError(f"{where}: unknown field(s) {unknown}; known: {sorted(names)}")
+        hints = ", ".join(unknown_key(name, names) for name in unknown)
+        raise P2EConfigError(f"{where}: unknown field(s) {unknown}: {hints}; known: {sorted(names)}")
     return dict(raw)
 
 
@@ -355,8 +342,9 @@ def parse_phase(raw: Mapping[str, Any], where: str) -> PhaseSpec:
 
 
 def _resolve_inherit(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """A mapping that still has ``inherit`` (e.g. a YAML file read by another tool): merge it onto its parent,
-    looked up next to ``config_dir`` (if known), in the working directory, then in ``./configs``."""
+    """A mapping that still has ``inherit`` (e.g. a YAML file read by another tool): merge it onto its parent
+    (:func:`mmaffect.config.merge_inherited`: the child wins), looked up next to ``config_dir`` (if known), in
+    the working directory, then in ``./configs``."""
     raw = dict(raw)
     parent = raw.pop("inherit", None)
     if not parent:
@@ -367,27 +355,14 @@ def _resolve_inherit(raw: Mapping[str, Any]) -> dict[str, Any]:
     if found is None:
         raise P2EConfigError(f"inherit: {parent!r} not found (looked in {[str(c) for c in candidates]})")
     base = read_config_file(found)
-    merged = deep_merge(base, raw)
-    if "phases" in raw:
-        merged.pop("phase_order", None) if "phase_order" not in raw else None
-    return merged
+    for key in ("config_dir", "source"):  # the child's own, where it has them
+        base.pop(key, None) if key in raw else None
+    return merge_inherited(base, raw)
 
 
-def build_config(raw: Mapping[str, Any], overrides=None) -> P2EConfig:
-    """Validate a raw mapping (from :func:`read_config_file` or a dict) into a :class:`P2EConfig`."""
-    raw = apply_overrides(_resolve_inherit(raw), overrides)
-    source = str(raw.get("source", "<dict>"))
-    if raw.get("model_type") != "nano_emox":
-        raise P2EConfigError(f"{source}: model_type must be 'nano_emox' for the P2E trainer, got {raw.get('model_type')!r}")
-    variables = {
-        "config_dir": str(raw.get("config_dir", os.getcwd())),
-        "data_root": str(raw.get("data_root", "data")),
-    }
-    variables["data_root"] = _expand(variables["data_root"], {"config_dir": variables["config_dir"]})
-    variables["output_dir"] = _expand(str(raw.get("output_dir", "outputs/p2e")), variables)
-    expanded = _expand({k: v for k, v in raw.items() if k not in ("source",)}, variables)
-
-    training = TrainingSettings(**_known(TrainingSettings, expanded.get("training") or {}, f"{source}: training"))
+def _training_settings(raw: Mapping[str, Any], source: str) -> TrainingSettings:
+    """``training:`` checked and typed."""
+    training = TrainingSettings(**_known(TrainingSettings, raw, f"{source}: training"))
     if training.mixed_precision is False:  # YAML 1.1 reads the documented value "no" as false
         training.mixed_precision = "no"
     if training.mixed_precision not in ("no", "fp16", "bf16"):
@@ -400,6 +375,30 @@ def build_config(raw: Mapping[str, Any], overrides=None) -> P2EConfig:
     for name in ("warmup_start_lr", "min_lr"):
         if getattr(training, name) is not None:
             setattr(training, name, float(getattr(training, name)))
+    return training
+
+
+def build_config(raw: Mapping[str, Any], overrides=None) -> P2EConfig:
+    """Validate a raw mapping (from :func:`read_config_file` or a dict) into a :class:`P2EConfig`."""
+    raw = apply_overrides(_resolve_inherit(raw), overrides)
+    source = str(raw.get("source", "<dict>"))
+    from mmaffect.config import Fields, check_keys
+
+    try:  # the top level here; training, phases and phase_overrides name their unknown fields below
+        check_keys(raw, Fields(dict.fromkeys(config_schema().fields, "any")), source)
+    except ConfigError as error:
+        raise P2EConfigError(str(error)) from None
+    if raw.get("model_type") != "nano_emox":
+        raise P2EConfigError(f"{source}: model_type must be 'nano_emox' for the P2E trainer, got {raw.get('model_type')!r}")
+    variables = {
+        "config_dir": str(raw.get("config_dir", os.getcwd())),
+        "data_root": str(raw.get("data_root", "data")),
+    }
+    variables["data_root"] = _expand(variables["data_root"], {"config_dir": variables["config_dir"]})
+    variables["output_dir"] = _expand(str(raw.get("output_dir", "outputs/p2e")), variables)
+    expanded = _expand({k: v for k, v in raw.items() if k not in ("source",)}, variables)
+
+    training = _training_settings(expanded.get("training") or {}, source)
 
     groups = dict(DEFAULT_MODULE_GROUPS)
     for name, patterns in (expanded.get("module_groups") or {}).items():
@@ -702,6 +701,7 @@ __all__ = [
     "apply_trainability",
     "build_config",
     "canonical_name",
+    "config_schema",
     "deep_merge",
     "expected_trainable_parameters",
     "format_report",
