@@ -314,7 +314,7 @@ def derive_corpus(source, target, media: str = "shuffle", seed: int = 0) -> dict
 
     ``media="shuffle"``: every test clip gets the video and audio of another test clip (a random permutation, so the
     labels stay as they were); ``"blank"``: black frames and silence for every clip (the returned labels are None).
-    The training split is kept as it is (``train_corpus``), so the copy is a complete MER2023 folder.
+    Only the held-out split (``test1_corpus``) and the emotion wheel are copied: a folder for ``mmaffect evaluate``.
     """
     import shutil
 
@@ -327,6 +327,8 @@ def derive_corpus(source, target, media: str = "shuffle", seed: int = 0) -> dict
     (target / "video").mkdir(parents=True, exist_ok=True)
     (target / "audio").mkdir(parents=True, exist_ok=True)
     shutil.copy2(source / "transcription-engchi-polish.csv", target / "transcription-engchi-polish.csv")
+    if (source / "emotion_wheel").is_dir():
+        shutil.copytree(source / "emotion_wheel", target / "emotion_wheel", dirs_exist_ok=True)
     _write_labels(target, {"test1_corpus": test})
     names = sorted(test)
     donors = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
@@ -394,5 +396,5 @@ def pretrain_tiny_language_model(output, corpus, steps: int = 150, learning_rate
     model.save_pretrained(str(output))
     processor.save_pretrained(str(output))
     (output / "PRETRAINING.json").write_text(json.dumps({"corpus": str(corpus), "steps": steps, "learning_rate": learning_rate,
-                                                         "batch_size": batch_size, "final_loss": float(loss)}) + "\n")  # fmt: skip
+                                                         "batch_size": batch_size, "final_loss": loss.item()}) + "\n")  # fmt: skip
     return output
