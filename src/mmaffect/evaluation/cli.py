@@ -16,6 +16,10 @@ Every benchmark for which data is given, with the paper's Tables 2-5 and a chart
         --judge-base-url https://api.openai.com/v1 --output-dir eval/paper
 
 A killed run resumes from ``replies.jsonl`` without generating any finished sample again.
+
+On several processes (``accelerate launch --num_processes N -m mmaffect.cli evaluate ...``) each process generates
+its share of the batches into ``replies.part{i}.jsonl``; the main process merges them into ``replies.jsonl`` and
+scores (each sample generated once, the same replies as one process).
 """
 
 from __future__ import annotations
@@ -111,7 +115,16 @@ def make_predictor(args):
 
     return NanoEmoXPredictor(args.model, batch_size=args.batch_size, decoding=args.decoding, max_new_tokens=args.max_new_tokens,
                              seed=args.seed, precision=args.precision, modalities=args.modalities,
-                             trust_remote_code=args.trust_remote_code, device=args.device, num_beams=args.num_beams)
+                             trust_remote_code=args.trust_remote_code, device=args.device or _process_device(),
+                             num_beams=args.num_beams)
+
+
+def _process_device() -> str | None:
+    """Under ``accelerate launch`` (several processes): this process's device (``cuda:{local rank}``, or cpu)."""
+    from .harness import _process_shard
+
+    shard = _process_shard()
+    return None if shard is None else str(shard.device)
 
 
 def _scale(predictor) -> str | None:

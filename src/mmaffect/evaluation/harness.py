@@ -237,13 +237,21 @@ def evaluate_benchmark(
 
     requests = _requests(data, prompt_task, candidates)
     missing = _check_media(data, requests, predictor.required_media(), missing_media)
-    store = ReplyStore(output_dir / "replies.jsonl", {**predictor.fingerprint(), "prompt_task": prompt_task})
+    fingerprint = {**predictor.fingerprint(), "prompt_task": prompt_task}
+    shard = _process_shard()
+    if shard is not None:
+        _merge_shards(output_dir, shard)
+    store = ReplyStore(output_dir / "replies.jsonl", fingerprint)
     todo = [r for r in requests if store.get(r.id) is None]
     num_cached = len(requests) - len(todo)
     batches = [todo[i: i + predictor.batch_size] for i in range(0, len(todo), predictor.batch_size)]
+    if shard is not None:  # whole batches round-robin: the per-batch seed sees the batches one process would
+        batches = batches[shard.process_index:: shard.num_processes]
+        store = ReplyStore(output_dir / f"replies.part{shard.process_index}.jsonl", fingerprint)
     from tqdm.auto import tqdm
 
-    with tqdm(total=len(todo), desc=f"{bench.title}: generating", unit="sample", disable=not progress or not todo) as bar:
+    with tqdm(total=sum(map(len, batches)), desc=f"{bench.title}: generating", unit="sample",
+              disable=not progress or not batches or (shard is not None and not shard.is_main_process)) as bar:
         for batch in batches:
             replies = _predict_batch(predictor, batch)
             if len(replies) != len(batch):
@@ -253,6 +261,12 @@ def evaluate_benchmark(
                     raise TypeError(f"{type(predictor).__name__}.predict returned a {type(reply).__name__} for {request.id!r}")
                 store.put(request.id, reply, prompt_task, error)
             bar.update(len(batch))
+    if shard is not None:
+        _merge_shards(output_dir, shard)
+        if not shard.is_main_process:  # the main process scores and writes; the others return its result
+            shard.wait_for_everyone()
+            return json.loads((output_dir / "results.json").read_text(encoding="utf-8"))
+        store = ReplyStore(output_dir / "replies.jsonl", fingerprint)
 
     ids = [r.id for r in requests]
     replies = [store.get(sample_id) for sample_id in ids]
@@ -283,7 +297,38 @@ def evaluate_benchmark(
         result["judge_is_official"] = bool(getattr(judge, "is_official_model", False))
     _write_json(output_dir / "results.json", result)
     (output_dir / "summary.md").write_text(format_summary(result) + "\n", encoding="utf-8")
+    if shard is not None:
+        shard.wait_for_everyone()
     return _json_safe(result)
+
+
+def _process_shard():
+    """Accelerate's process state when launched on several processes (``accelerate launch``), else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    # PartialState reads no ACCELERATE_USE_CPU (Accelerator does): without it, CPU processes would each run alone
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
+    return state if state.num_processes > 1 else None
+
+
+def _merge_shards(output_dir: Path, shard) -> None:
+    """Every process's ``replies.part{i}.jsonl`` appended to ``replies.jsonl`` by the main process, then removed.
+
+    Runs before generation too: the parts a killed multi-process run left are merged, so nothing is generated twice.
+    """
+    shard.wait_for_everyone()
+    if shard.is_main_process:
+        merged = JsonlCache(output_dir / "replies.jsonl")
+        for part in sorted(output_dir.glob("replies.part*.jsonl")):
+            for key, record in JsonlCache(part).records.items():
+                if merged.get(key) is None:
+                    merged.put(record)
+            part.unlink()
+    shard.wait_for_everyone()
 
 
 def _write_eri_csv(path: Path, ids: Sequence[str], replies: Sequence[str]) -> None:

@@ -545,6 +545,35 @@ class TrainableGroupCheck:
         return stats
 
 
+class FlatLossWarning(UserWarning):
+    """A phase's training loss did not fall: its groups trained (gradients, changed weights) with no visible effect."""
+
+
+#: a phase whose last logged loss is not at least this fraction below its first one gets a FlatLossWarning
+MIN_LOSS_DROP = 0.02
+
+
+def check_loss_fell(phase_name: str, metrics_path: Path, min_drop: float = MIN_LOSS_DROP) -> dict[str, Any] | None:
+    """Compare the first and last logged training loss of a phase (``metrics.jsonl``) and warn when it did not fall
+    by ``min_drop`` (relative): gradients that move weights are not proof that the phase did anything. Returns
+    ``{"first", "last", "relative_change", "windows"}`` (None with fewer than two logged windows)."""
+    if not metrics_path.is_file():
+        return None
+    losses = [json.loads(line)["loss"] for line in metrics_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(losses) < 2:
+        return None
+    first, last = losses[0], losses[-1]
+    change = (last - first) / abs(first) if first else 0.0
+    if not change <= -min_drop:
+        warnings.warn(
+            f"phase {phase_name!r}: the training loss did not fall (first logged {first:.4f}, last {last:.4f}: "
+            f"{100 * change:+.1f}% over {len(losses)} logged windows; at least -{100 * min_drop:.0f}% expected). Its groups "
+            "got gradients and changed, but the phase shows no visible effect on its own objective",
+            FlatLossWarning, stacklevel=2,
+        )  # fmt: skip
+    return {"first": first, "last": last, "relative_change": change, "windows": len(losses)}
+
+
 # ----------------------------------------------------------------------------------------------------
 # The trainer
 # ----------------------------------------------------------------------------------------------------
@@ -884,6 +913,8 @@ class P2ETrainer:
             check.finish([r for recs in records.values() for r in recs])
         self._last_budget = {"step_unit": training.step_unit, "micro_batches": micro, "optimizer_steps": total_optimizer_steps,
                              "samples": micro * draws_per_micro_batch}  # fmt: skip
+        if accelerator.is_main_process:  # metrics.jsonl is the main process's (a resumed phase: all of its windows)
+            self._last_budget["loss_movement"] = check_loss_fell(phase.name, metrics_path)
 
         result = self.save_phase_artifacts(index, phase, model, processor, report, last_logged, time.perf_counter() - start_time, init_from)
         accelerator.free_memory()

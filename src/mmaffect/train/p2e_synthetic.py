@@ -8,6 +8,12 @@ with PyAV (frames + an AAC audio track), wavs with soundfile, JPEG frames with P
 it runs the full curriculum config on the tiny model end to end::
 
     python -m mmaffect.train.p2e --config configs/p2e_tiny.yaml --make-synthetic-data /tmp/p2e_data
+
+``make_learnable_corpus(root)`` writes a learnable MER corpus instead: a MER2023 folder (MER-UniBench layout, read
+by the P2E ``mer2023`` reader for training and by ``mmaffect evaluate --dataset mer2023`` for the held-out split)
+whose labels are recoverable only from the media (a frame colour and a tone pitch per label, random subtitles).
+``derive_corpus`` copies it with the media shuffled across samples or blanked (black frames, silence): the controls
+of the learnability test (tests/test_p2e_learnability.py) and of benchmarks/p2e_curriculum.py.
 """
 
 from __future__ import annotations
@@ -203,4 +209,192 @@ def make_synthetic_corpus(root, samples: int = 4, size: int = 32, num_frames: in
     return root
 
 
-__all__ = ["make_synthetic_corpus", "write_clip", "write_frames", "write_wav"]
+# --------------------------------------------------------------------------------------------------- learnable
+#: one frame colour (RGB) and one tone pitch (Hz) per label of the learnable corpus
+LABEL_COLOURS = ((220, 40, 40), (40, 200, 60), (50, 70, 230), (230, 210, 40), (200, 60, 210), (40, 210, 210))
+LABEL_PITCHES = (220.0, 440.0, 660.0, 880.0, 1100.0, 1320.0)
+_WORDS = ("the", "a", "we", "you", "went", "said", "home", "today", "really", "maybe", "there", "okay", "train", "late",
+          "dinner", "again", "it", "is", "was", "not", "so", "very", "later", "call", "me", "tomorrow", "right", "now")
+LEARNABLE_MARKER = "SYNTHETIC_LEARNABLE_MER"
+#: the labels of the learnable corpus (none neutral: the MER hit rate skips references the wheels do not map)
+EMOTIONS_LEARNABLE = ("angry", "happy", "sad", "worried", "surprise", "fear")
+_WHEEL = (("Angry", "Mad", "Furious"), ("Happy", "Joyful", "Delighted"), ("Sad", "Lonely", "Grief"),
+          ("Worried", "Anxious", "Nervous"), ("Surprise", "Amazed", "Astonished"), ("Fear", "Scared", "Terrified"))
+
+
+def write_learnable_wheel_dir(folder) -> Path:
+    """An emotion-wheel folder (wheel1..5.xlsx, synonym.xlsx, format.csv) with one category per learnable label, so
+    the MER hit rate of ``mmaffect evaluate`` on the learnable corpus is its accuracy."""
+    import pandas as pd
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(1, 6):
+        pd.DataFrame(_WHEEL, columns=["level1", "level2", "level3"]).to_excel(folder / f"wheel{index}.xlsx", index=False)
+    words = sorted(w.lower() for row in _WHEEL for w in row)
+    pd.DataFrame({"word_run1": words, "synonym_run1": [None] * len(words)}).to_excel(folder / "synonym.xlsx", index=False)
+    pd.DataFrame([(w, w) for w in words], columns=["name", "format"]).to_csv(folder / "format.csv", index=False)
+    return folder
+
+
+def _label_frames(label: int, rng: np.random.Generator, num_frames: int, size: int) -> np.ndarray:
+    """Frames of one colour per label, with per-clip brightness jitter and pixel noise (no two clips alike)."""
+    colour = np.asarray(LABEL_COLOURS[label], dtype=np.float64) * rng.uniform(0.8, 1.1)
+    noise = rng.normal(0.0, 18.0, size=(num_frames, size, size, 3))
+    return np.clip(colour + noise, 0, 255).astype(np.uint8)
+
+
+def _label_tone(label: int, rng: np.random.Generator, seconds: float, sampling_rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * sampling_rate)) / sampling_rate
+    pitch = LABEL_PITCHES[label] * rng.uniform(0.97, 1.03)
+    wave = rng.uniform(0.15, 0.3) * np.sin(2 * np.pi * pitch * t + rng.uniform(0, 2 * np.pi)) + 0.02 * rng.standard_normal(t.size)
+    return wave.astype(np.float32)
+
+
+def _write_video(path: Path, frames: np.ndarray) -> None:
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("mpeg4", rate=8)
+        video.width, video.height = frames.shape[2], frames.shape[1]
+        video.pix_fmt = "yuv420p"
+        for frame in frames:
+            for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+
+
+def _write_labels(root: Path, corpora: dict[str, dict[str, str]]) -> None:
+    # object arrays of dicts, as the MER-UniBench release stores them (read with the project's npz reader)
+    np.savez(root / "label-6way.npz", **{key: np.array({n: {"emo": e} for n, e in rows.items()}, dtype=object)
+                                         for key, rows in corpora.items()})  # fmt: skip
+
+
+def make_learnable_corpus(root, train_per_label: int = 40, test_per_label: int = 10, num_labels: int = 4, seed: int = 0,
+                          num_frames: int = 4, size: int = 32, seconds: float = 0.5) -> Path:
+    """A MER2023 folder whose emotion is recoverable only from the media (idempotent for the same arguments).
+
+    ``train_corpus`` (training) and ``test1_corpus`` (held out, drawn by the same process) of
+    ``label-6way.npz``, ``transcription-engchi-polish.csv`` (random subtitles, independent of the label),
+    ``video/{name}.mp4`` (frames of the label's colour, :data:`LABEL_COLOURS`, with noise; no audio track) and
+    ``audio/{name}.wav`` (a tone at the label's pitch, :data:`LABEL_PITCHES`), and ``emotion_wheel/``
+    (:func:`write_learnable_wheel_dir`, for ``--wheel-dir``).
+    """
+    import soundfile
+
+    root = Path(root)
+    if not 1 < num_labels <= len(EMOTIONS_LEARNABLE):
+        raise ValueError(f"num_labels must be 2..{len(EMOTIONS_LEARNABLE)}, got {num_labels}")
+    signature = json.dumps([train_per_label, test_per_label, num_labels, seed, num_frames, size, seconds])
+    if (root / LEARNABLE_MARKER).is_file() and (root / LEARNABLE_MARKER).read_text(encoding="utf-8") == signature:
+        return root
+    rng = np.random.default_rng(seed)
+    corpora, subtitles = {"train_corpus": {}, "test1_corpus": {}}, ["name,chinese,english\n"]
+    for key, per_label, offset in (("train_corpus", train_per_label, 0), ("test1_corpus", test_per_label, 100000)):
+        labels = rng.permutation(np.repeat(np.arange(num_labels), per_label))  # the split's order is not label-sorted
+        for i, label in enumerate(labels):
+            name = f"sample_{offset + i:08d}"
+            corpora[key][name] = EMOTIONS_LEARNABLE[label]
+            _write_video(root / "video" / f"{name}.mp4", _label_frames(int(label), rng, num_frames, size))
+            (root / "audio").mkdir(parents=True, exist_ok=True)
+            soundfile.write(str(root / "audio" / f"{name}.wav"), _label_tone(int(label), rng, seconds), 16000)
+            words = rng.choice(_WORDS, size=int(rng.integers(3, 7)))
+            subtitles.append(f"{name},,{' '.join(words).capitalize()}.\n")
+    _write_labels(root, corpora)
+    (root / "transcription-engchi-polish.csv").write_text("".join(subtitles), encoding="utf-8")
+    write_learnable_wheel_dir(root / "emotion_wheel")
+    (root / LEARNABLE_MARKER).write_text(signature, encoding="utf-8")
+    return root
+
+
+def derive_corpus(source, target, media: str = "shuffle", seed: int = 0) -> dict[str, str]:
+    """A copy of a learnable corpus's held-out split with its media changed; returns ``{name: label of its media}``.
+
+    ``media="shuffle"``: every test clip gets the video and audio of another test clip (a random permutation, so the
+    labels stay as they were); ``"blank"``: black frames and silence for every clip (the returned labels are None).
+    Only the held-out split (``test1_corpus``) and the emotion wheel are copied: a folder for ``mmaffect evaluate``.
+    """
+    import shutil
+
+    from mmaffect.evaluation.benchmarks import _load_corpus
+
+    source, target = Path(source), Path(target)
+    if media not in ("shuffle", "blank"):
+        raise ValueError(f"media must be 'shuffle' or 'blank', got {media!r}")
+    test = {n: e["emo"] for n, e in _load_corpus(source / "label-6way.npz", "test1_corpus").items()}
+    (target / "video").mkdir(parents=True, exist_ok=True)
+    (target / "audio").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source / "transcription-engchi-polish.csv", target / "transcription-engchi-polish.csv")
+    if (source / "emotion_wheel").is_dir():
+        shutil.copytree(source / "emotion_wheel", target / "emotion_wheel", dirs_exist_ok=True)
+    _write_labels(target, {"test1_corpus": test})
+    names = sorted(test)
+    donors = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
+    media_labels: dict[str, str] = {}
+    for name, donor in zip(names, donors):
+        if media == "shuffle":
+            shutil.copy2(source / "video" / f"{donor}.mp4", target / "video" / f"{name}.mp4")
+            shutil.copy2(source / "audio" / f"{donor}.wav", target / "audio" / f"{name}.wav")
+            media_labels[name] = test[donor]
+        else:
+            import soundfile
+
+            _write_video(target / "video" / f"{name}.mp4", np.zeros((4, 32, 32, 3), dtype=np.uint8))
+            soundfile.write(str(target / "audio" / f"{name}.wav"), np.zeros(8000, dtype=np.float32), 16000)
+            media_labels[name] = None
+    return media_labels
+
+
+__all__ = ["derive_corpus", "make_learnable_corpus", "make_synthetic_corpus", "pretrain_tiny_language_model", "write_clip", "write_learnable_wheel_dir", "write_frames", "write_wav"]
+
+
+def pretrain_tiny_language_model(output, corpus, steps: int = 150, learning_rate: float = 3e-3, batch_size: int = 8,
+                                 seed: int = 0) -> Path:
+    """A tiny Nano-EmoX whose language model was pre-trained briefly on the corpus's text, saved with its processor.
+
+    A random tiny LM's tied, frozen head caps every logit near 0.9, so frozen-LM phases cannot lower the loss
+    (phases 1-2 then learn nothing). The paper's LM is a pre-trained instruct model that already writes the answer
+    format; the stand-in: the whole language model (embeddings and head included) trained on the MER prompts of the
+    corpus's training split with no media, each answer a label drawn at random from the candidates (so it learns
+    the answer format and a uniform prior over the labels, and cannot memorise which subtitle goes with which
+    label). Encoders and adapters stay random; the P2E phases then start
+    from this folder (``model.init: pretrained``). Idempotent: an existing folder is reused.
+    """
+    import dataclasses
+
+    import torch
+
+    from mmaffect.datasets_scripts.instruction_data import P2ECollator, read_dataset
+    from mmaffect.models.nano_emox import NanoEmoXConfig, NanoEmoXForConditionalGeneration, NanoEmoXProcessor
+
+    from .p2e import forward_loss
+
+    output = Path(output)
+    if (output / "model.safetensors").is_file():
+        return output
+    torch.manual_seed(seed)
+    model = NanoEmoXForConditionalGeneration(NanoEmoXConfig.tiny())
+    processor = NanoEmoXProcessor.tiny(face_input="full_frame")
+    records = read_dataset("mer2023", corpus, modalities="T")
+    collator = P2ECollator(processor)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = name.startswith("language_model.")
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate, weight_decay=0.0)
+    order = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(steps):
+        picks = torch.randint(len(records), (batch_size,), generator=order).tolist()
+        batch = [dataclasses.replace(records[i], answer=records[i].candidate_labels[int(torch.randint(
+            len(records[i].candidate_labels), (1,), generator=order))]) for i in picks]  # fmt: skip
+        loss, _ = forward_loss(model, dict(collator(batch)["inputs"]))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    model.eval()
+    model.save_pretrained(str(output))
+    processor.save_pretrained(str(output))
+    (output / "PRETRAINING.json").write_text(json.dumps({"corpus": str(corpus), "steps": steps, "learning_rate": learning_rate,
+                                                         "batch_size": batch_size, "final_loss": loss.item()}) + "\n")  # fmt: skip
+    return output
