@@ -28,9 +28,8 @@ from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from .configuration_nano_emox import PLACEHOLDER_TOKENS, NanoEmoXConfig
+from .configuration_nano_emox import IGNORE_INDEX, PLACEHOLDER_TOKENS, NanoEmoXConfig
 
-IGNORE_INDEX = -100
 # Media inputs: consumed by the prefill step of generate() only.
 MEDIA_INPUT_NAMES = (
     "pixel_values_videos",

@@ -49,6 +49,7 @@ from typing import Any
 from transformers import ProcessorMixin
 from transformers.feature_extraction_utils import BatchFeature
 
+from .configuration_nano_emox import IGNORE_INDEX, PLACEHOLDER_TOKENS
 from .media_nano_emox import (
     DEFAULT_SAMPLING_RATE,
     FaceTrack,
@@ -62,12 +63,11 @@ from .media_nano_emox import (
     uniform_frame_indices,
 )
 
-PLACEHOLDERS = {"video": "<video>", "audio": "<audio>", "face": "<face>", "fusion": "<fusion>"}
+PLACEHOLDERS = PLACEHOLDER_TOKENS
 THINK_START, THINK_END = "<think>", "</think>"
 MODALITIES = ("fusion", "audio", "face", "video")  # prompt order (public code: fusion, audio, face, frames)
 IMAGENET_MEAN = [0.485, 0.456, 0.406]  # the Swin face backbone is an ImageNet model
 IMAGENET_STD = [0.229, 0.224, 0.225]
-IGNORE_INDEX = -100
 MIN_AUDIO_SAMPLES = 400  # HuBERT's convolutional front end needs 25 ms for one frame
 
 # ----------------------------------------------------------------------------------------------------
@@ -93,6 +93,7 @@ TASK_TEMPLATES = {
     "Fourthly, Determine the goal of your response in this particular instance, such as alleviating anxiety, "
     "offering reassurance, or expressing understanding.",
 }
+TASKS = tuple(TASK_TEMPLATES)  # MER, OV-MER, ERI, MIR, ERG
 # MER without a candidate list (the public code's "onehot_wo_candidates" question).
 MER_OPEN_TEMPLATE = "Please recognize the character's most likely emotional state."
 TASK_ALIASES = {
