@@ -46,15 +46,34 @@ def test_filtering_the_one_missing_media_warning_silences_every_reader(tmp_path)
     assert dataset["train"]["video"][1] is None and [r.video is None for r in records] == [False, True]
 
 
+def test_one_subtitle_reader_for_training_and_evaluation(tmp_path):
+    import pytest
+
+    from mmaffect.datasets_scripts.reading import BenchmarkFormatError, read_subtitles
+    from mmaffect.evaluation.benchmarks import EvalDataError, _subtitles
+
+    path = tmp_path / "subtitle_chieng.csv"
+    path.write_text("name,chinese,english\na,x, Hi there \nb,y,nan\nc,z,NA\nd,w,\n", encoding="utf-8")
+    assert read_subtitles(path) == {"a": "Hi there", "b": "", "c": "", "d": ""}  # the P2E readers
+    assert _subtitles(path) == {"a": " Hi there ", "b": "", "c": "", "d": ""}  # evaluation: as pandas reads it
+    path.write_text("name,chinese\na,x\n", encoding="utf-8")
+    assert read_subtitles(path) == {"a": "x"}  # training falls back to another transcript column ...
+    with pytest.raises(EvalDataError, match=r"subtitle_chieng.csv:1: missing column\(s\) \['english'\]"):
+        _subtitles(path)  # ... evaluation prompts in English only
+    path.write_text("id,english\na,x\n", encoding="utf-8")
+    with pytest.raises(BenchmarkFormatError, match=r"missing column\(s\) \['name'\]"):
+        read_subtitles(path)
+
+
 def test_each_shared_constant_has_one_home():
-    from mmaffect.datasets_scripts import benchmarks, instruction_data, labels, media
+    from mmaffect.datasets_scripts import benchmarks, instruction_data, labels, media, reading
     from mmaffect.evaluation import benchmarks as eval_benchmarks
     from mmaffect.metrics import cli as metrics_cli
-    from mmaffect.metrics import protocol
+    from mmaffect.metrics import classification, protocol
     from mmaffect.models.lgsrr import configuration_lgsrr, processing_lgsrr
     from mmaffect.models.nano_emox import configuration_nano_emox, modeling_nano_emox, processing_nano_emox
-    from mmaffect.semantic_extraction import aspects, samples
-    from mmaffect.train import p2e
+    from mmaffect.semantic_extraction import aspects, rank, samples
+    from mmaffect.train import lgsrr, p2e
 
     assert benchmarks.MissingMediaWarning is instruction_data.MissingMediaWarning is media.MissingMediaWarning
     assert instruction_data.VIDEO_SUFFIXES is eval_benchmarks.VIDEO_SUFFIXES is media.VIDEO_SUFFIXES
@@ -66,6 +85,8 @@ def test_each_shared_constant_has_one_home():
     assert labels.ASPECTS is processing_lgsrr.DEFAULT_ASPECTS is configuration_lgsrr.DEFAULT_ASPECTS
     assert tuple(a.key for a in aspects.DEFAULT_ASPECTS) == configuration_lgsrr.DEFAULT_ASPECTS  # the specs of those keys
     assert samples.IEMOCAP_DA_CODES is labels.IEMOCAP_DA_CODES
+    assert lgsrr.METRICS is classification.METRIC_NAMES
+    assert rank.unquote is reading.unquote
 
 
 # ----------------------------------------------------------------------------------------------- import graph

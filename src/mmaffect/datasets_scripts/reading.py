@@ -244,12 +244,18 @@ def read_csv_rows(path, required: Sequence[str], *, delimiter: str = ",") -> lis
 
 #: transcript columns of ``subtitle_chieng.csv`` / ``transcription-*.csv``, in order of preference
 SUBTITLE_COLUMNS = ("english", "sentence", "chinese")
+#: cells ``pandas.read_csv`` reads as missing (its default ``na_values``): the releases' own loaders use pandas
+PANDAS_NA_VALUES = frozenset({
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
+    "NULL", "NaN", "None", "n/a", "nan", "null",
+})  # fmt: skip
 
 
 def read_subtitles(path, text_columns: Sequence[str] = SUBTITLE_COLUMNS, *, strip: bool = True) -> dict[str, str]:
     """``name`` -> transcript of a MER-style subtitle file, from the first of ``text_columns`` the file
-    has (the prompts are English: ``english`` first). ``"nan"`` (pandas' export of an empty cell) and
-    empty cells read as ``""``; ``strip`` removes surrounding white space."""
+    has (the prompts are English: ``english`` first). A cell pandas reads as missing (:data:`PANDAS_NA_VALUES`, and
+    ``nan`` in any case or padding: pandas' export of an empty cell) reads as ``""``; ``strip`` removes surrounding
+    white space."""
     rows = read_csv_rows(path, ["name"])
     header = set(rows[0][1]) if rows else set()
     column = next((c for c in text_columns if c in header), None)
@@ -259,8 +265,9 @@ def read_subtitles(path, text_columns: Sequence[str] = SUBTITLE_COLUMNS, *, stri
                                    detail=f"no transcript column; header is {sorted(header)}")
     out = {}
     for _, row in rows:
-        text = row[column].strip() if strip else row[column]
-        out[row["name"]] = "" if text.strip().lower() == "nan" else text
+        text = row[column]
+        missing = text in PANDAS_NA_VALUES or text.strip().lower() == "nan"
+        out[row["name"]] = "" if missing else text.strip() if strip else text
     return out
 
 
@@ -319,6 +326,7 @@ __all__ = [
     "CsvFile",
     "TsvFile",
     "decode_file",
+    "PANDAS_NA_VALUES",
     "SUBTITLE_COLUMNS",
     "read_csv_rows",
     "read_json_array",

@@ -53,6 +53,7 @@ from mmaffect.checkpoints import (
     write_text_atomic,
 )
 from mmaffect.errors import CheckpointError, one_line, read_yaml_file
+from mmaffect.metrics.classification import METRIC_NAMES
 from mmaffect.models.text_only import TextOnlyClassifier  # the text-only baseline (the encoder's own head)
 
 from .lgsrr_parts import BatchOrder, LGSRRTrainingModule, TrainingCollator, make_loader, predict
@@ -61,8 +62,7 @@ from .runtime import cpu_kernel_settings, resolve_mixed_precision
 
 logger = logging.getLogger("mmaffect.train")
 
-METRICS = ("accuracy", "macro_f1", "macro_precision", "macro_recall", "weighted_f1", "weighted_precision",
-           "weighted_recall")
+METRICS = METRIC_NAMES  # the metrics a run reports and may select the best epoch by
 
 
 # ----------------------------------------------------------------------------------------------------- config

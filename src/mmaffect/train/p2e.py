@@ -25,8 +25,8 @@ The run is the config's phases in order (``p2e_phases``). For each phase, top to
 7. save the phase's artifacts: ``model/`` (``save_pretrained`` with remote code + processor; LoRA merged),
    ``lora_adapter/`` (PEFT, loadable on the previous phase's model and mergeable), the reports, ``DONE.json``.
 
-The final model folder gets a model card (:func:`mmaffect.train.model_card.write_nano_emox_card`). A finished phase is skipped when the
-run is started again; a changed phase definition is an error (use a new ``output_dir``).
+The final model folder gets a model card (:func:`mmaffect.train.model_card.write_nano_emox_card`). A finished
+phase is skipped when the run is started again; a changed phase definition is an error (use a new ``output_dir``).
 """
 
 from __future__ import annotations
