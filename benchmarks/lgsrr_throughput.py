@@ -240,7 +240,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from mmaffect import LGSRRForSequenceClassification
-    from mmaffect.train.lgsrr import resolve_mixed_precision
+    from mmaffect.train.runtime import resolve_mixed_precision
 
     data, tokenizer, encoder, labels, source = load_rows(args.samples, args.seed)
     torch.manual_seed(args.seed)

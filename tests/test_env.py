@@ -15,7 +15,7 @@ import torch
 import transformers
 
 from mmaffect import __version__, cli
-from mmaffect.train.lgsrr import resolve_mixed_precision
+from mmaffect.train.runtime import resolve_mixed_precision
 
 
 def env_json(capsys, *args) -> dict:

@@ -31,7 +31,7 @@ from mmaffect.metrics import (
     msa_scores,
     ov_mer_scores,
 )
-from mmaffect.train.lgsrr import resolve_mixed_precision
+from mmaffect.train.runtime import resolve_mixed_precision
 
 
 @pytest.fixture(scope="module")

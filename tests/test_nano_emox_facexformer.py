@@ -10,7 +10,7 @@ import torch
 
 from mmaffect import cli
 from mmaffect.models.nano_emox import NanoEmoXConfig, NanoEmoXForConditionalGeneration
-from mmaffect.models.nano_emox.convert_facexformer import (
+from mmaffect.tools.convert_facexformer import (
     FaceXFormerConversionError,
     facexformer_to_nano_emox,
     nano_emox_to_facexformer,

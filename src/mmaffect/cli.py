@@ -19,7 +19,7 @@ COMMANDS = {
     "extract": ("mmaffect.semantic_extraction.cli:main", "LLM-guided semantic extraction (CoT steps 1-3)"),
     "info": ("mmaffect.info:main", "parameter counts and structure of a model"),
     "env": ("mmaffect.env:main", "versions, CPU (native bf16?) and GPU of this environment, for bug reports"),
-    "convert": ("mmaffect.models.nano_emox.convert_facexformer:main", "convert a public checkpoint (facexformer) into mmaffect's layout"),
+    "convert": ("mmaffect.tools.convert_facexformer:main", "convert a public checkpoint (facexformer) into mmaffect's layout"),
 }
 
 

@@ -46,7 +46,7 @@ def dependency_versions() -> dict[str, str | None]:
 
 
 def _cpu() -> dict[str, Any]:
-    from mmaffect.train.lgsrr import cpu_native_bf16_flags
+    from mmaffect.train.runtime import cpu_native_bf16_flags
 
     model = ""
     try:
@@ -81,7 +81,7 @@ def _gpus() -> list[dict[str, Any]]:
 
 
 def _mixed_precision_auto() -> str:
-    from mmaffect.train.lgsrr import resolve_mixed_precision
+    from mmaffect.train.runtime import resolve_mixed_precision
 
     return resolve_mixed_precision("auto")
 

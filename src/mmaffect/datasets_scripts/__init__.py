@@ -8,40 +8,34 @@ descriptions and rankings), the LGSRR tokenisation and data collator, and ``mmaf
     >>> loader = DataLoader(ds["train"], batch_size=32, collate_fn=LGSRRDataCollator(tokenizer))
 """
 
-from .benchmarks import BENCHMARKS, LABELS, MissingMediaWarning, get_benchmark, load_benchmark
-from .collator import LGSRRDataCollator, tokenize_for_lgsrr
-from .labels import (
-    ASPECT_RELEASE_NAMES,
-    ASPECTS,
-    IEMOCAP_DA_ACTS,
-    IEMOCAP_DA_CODES,
-    MELD_EMOTIONS,
-    MELD_SENTIMENTS,
-    MINTREC2_INTENTS,
-    MINTREC_INTENTS,
-)
-from .lgsrr_extras import read_descriptions, read_ranks
-from .reading import BadRowsWarning, BenchmarkFormatError, UnmatchedRowsWarning
+from mmaffect._lazy import lazy_attributes
 
-__all__ = [
-    "ASPECTS",
-    "ASPECT_RELEASE_NAMES",
-    "BENCHMARKS",
-    "BadRowsWarning",
-    "BenchmarkFormatError",
-    "IEMOCAP_DA_ACTS",
-    "IEMOCAP_DA_CODES",
-    "LABELS",
-    "LGSRRDataCollator",
-    "MELD_EMOTIONS",
-    "MELD_SENTIMENTS",
-    "MINTREC2_INTENTS",
-    "MINTREC_INTENTS",
-    "MissingMediaWarning",
-    "UnmatchedRowsWarning",
-    "get_benchmark",
-    "load_benchmark",
-    "read_descriptions",
-    "read_ranks",
-    "tokenize_for_lgsrr",
-]
+# Imported on first use: the label lists (.labels) and the media helpers (.media) stay importable without
+# the datasets stack, which semantic extraction does not need.
+_EXPORTS = {
+    "BENCHMARKS": "benchmarks",
+    "LABELS": "benchmarks",
+    "get_benchmark": "benchmarks",
+    "load_benchmark": "benchmarks",
+    "MissingMediaWarning": "media",
+    "LGSRRDataCollator": "collator",
+    "tokenize_for_lgsrr": "collator",
+    "ASPECT_RELEASE_NAMES": "labels",
+    "ASPECTS": "labels",
+    "IEMOCAP_DA_ACTS": "labels",
+    "IEMOCAP_DA_CODES": "labels",
+    "MELD_EMOTIONS": "labels",
+    "MELD_SENTIMENTS": "labels",
+    "MINTREC2_INTENTS": "labels",
+    "MINTREC_INTENTS": "labels",
+    "read_descriptions": "lgsrr_extras",
+    "read_ranks": "lgsrr_extras",
+    "BadRowsWarning": "reading",
+    "BenchmarkFormatError": "reading",
+    "UnmatchedRowsWarning": "reading",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, globals())

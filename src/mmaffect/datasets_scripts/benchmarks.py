@@ -41,12 +41,9 @@ from .labels import (
     MINTREC_INTENTS,
 )
 from .lgsrr_extras import attach_descriptions, attach_ranks, check_aspect_order
+from .media import AUDIO_SUFFIXES, MissingMediaWarning
 from .reading import SPLIT_FILES, BadRows, CsvFile, TsvFile, read_json_array
 from mmaffect.untrusted import confine
-
-
-class MissingMediaWarning(UserWarning):
-    """Some rows have no media file under ``media_dir``; their ``video`` / ``audio`` are None."""
 
 
 @dataclass
@@ -364,9 +361,6 @@ def _split_files(bench: Benchmark, data_dir: Path) -> dict[str, Path]:
 
 
 # ----------------------------------------------------------------------------------------- media
-_AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a")
-
-
 def _media_dirs(media_dir, split: str) -> list[Path]:
     """Folders to search for a split's media: a mapping gives one per split; a single folder is
     searched itself and through its sub-folder named after the split (``validation`` or ``dev`` ...)."""
@@ -385,13 +379,13 @@ def attach_media(bench: Benchmark, split: str, rows: SplitRows, media_dir, allow
     folders = [folder for folder in _media_dirs(media_dir, split) if folder.is_dir()]
     missing: list[str] = []
     for row, line in zip(rows.rows, rows.lines):
-        for pattern in (*bench.video_names, f"{{id}}{_AUDIO_SUFFIXES[0]}"):
+        for pattern in (*bench.video_names, f"{{id}}{AUDIO_SUFFIXES[0]}"):
             for folder in folders:
                 confine(folder / pattern.format(**row), [folder], where=f"{rows.path}:{line}", value=row["id"],
                         allow_outside=allow_outside_data_root)
         videos = (folder / pattern.format(**row) for pattern in bench.video_names for folder in folders)
         video = next((path for path in videos if path.is_file()), None)
-        audios = (folder / f"{row['id']}{suffix}" for folder in folders for suffix in _AUDIO_SUFFIXES)
+        audios = (folder / f"{row['id']}{suffix}" for folder in folders for suffix in AUDIO_SUFFIXES)
         audio = next((path for path in audios if path.is_file()), video)
         row["video"] = None if video is None else os.fspath(video)
         row["audio"] = None if audio is None else os.fspath(audio)

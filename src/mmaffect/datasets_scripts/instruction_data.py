@@ -58,7 +58,6 @@ video's own audio track.
 from __future__ import annotations
 
 import ast
-import csv
 import json
 import os
 import re
@@ -69,13 +68,11 @@ from pathlib import Path
 from typing import Any
 
 from mmaffect.datasets_scripts.labels import MELD_SENTIMENTS
-from mmaffect.datasets_scripts.reading import BenchmarkFormatError
+from mmaffect.datasets_scripts.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, MissingMediaWarning, find_media
+from mmaffect.datasets_scripts.reading import BenchmarkFormatError, read_csv_rows, read_subtitles
+from mmaffect.models.nano_emox.processing_nano_emox import TASKS
 from mmaffect.untrusted import confine, load_npz, npz_names
 
-TASKS = ("MER", "OV-MER", "ERI", "MIR", "ERG")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 SENTIMENT_LABELS = ("positive", "negative", "neutral")
 # Candidate lists of the public Nano-EmoX code for the phase-1 sets.
 SEVEN_BASIC_EMOTIONS = ("anger", "disgust", "fear", "happy", "neutral", "sad", "surprise")
@@ -93,10 +90,6 @@ CHAIN_OF_EMPATHY_STEPS = (
     ("emotion_cause", "Thirdly, the underlying reason for the user's emotion: {}"),
     ("goal_to_response", "Fourthly, the goal of my response: {}"),
 )
-
-
-class MissingMediaWarning(UserWarning):
-    """Records were dropped (``on_missing_media="skip"``) or kept without media (``"keep"``)."""
 
 
 @dataclass
@@ -240,18 +233,6 @@ def _read_json(path) -> Any:
         raise BenchmarkFormatError(path, error.lineno, "invalid JSON", detail=error.msg) from None
 
 
-def _read_csv(path, required: Sequence[str], *, delimiter: str = ",") -> list[tuple[int, dict[str, str]]]:
-    """Rows of a headed CSV as ``(line, {column: value})``; a missing column names the file and the header."""
-    path = Path(path)
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        header = reader.fieldnames or []
-        missing = [column for column in required if column not in header]
-        if missing:
-            raise BenchmarkFormatError(path, 1, "missing column(s)", missing, detail=f"header is {header}")
-        return [(reader.line_num, {k: (v if v is not None else "") for k, v in row.items()}) for row in reader]
-
-
 def parse_label_list(value: Any) -> list[str]:
     """``"['happy', 'excited']"`` / ``"happy, excited"`` / a list -> ``["happy", "excited"]`` (OV label sets)."""
     if isinstance(value, (list, tuple)):
@@ -271,18 +252,6 @@ def parse_label_list(value: Any) -> list[str]:
         if label and label.lower() not in {x.lower() for x in labels}:
             labels.append(label)
     return labels
-
-
-def _find_file(folders: Sequence[Path | None], stems: Sequence[str], suffixes: Sequence[str]) -> str | None:
-    for folder in folders:
-        if folder is None:
-            continue
-        for stem in stems:
-            for suffix in suffixes:
-                candidate = Path(folder) / f"{stem}{suffix}"
-                if candidate.is_file():
-                    return os.fspath(candidate)
-    return None
 
 
 def _apply_media_policy(records: list[InstructionRecord], reader: str, policy: str, searched: Any) -> list[InstructionRecord]:
@@ -335,7 +304,7 @@ def _from_benchmark(name: str, task: str, path, split: str, media_dir, modalitie
     from mmaffect.datasets_scripts import LABELS, load_benchmark
 
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*no media file.*")
+        warnings.simplefilter("ignore", MissingMediaWarning)  # the media policy is applied below, once
         dataset = load_benchmark(name, path, media_dir=media_dir, keep_in_memory=True)
     if split not in dataset:
         raise ValueError(f"{name}: split {split!r} is not in {Path(path)} (splits: {list(dataset)})")
@@ -446,9 +415,9 @@ def read_chat(
         seen.add(stem)
         video = audio = None
         if videos:
-            video = videos[0] if Path(videos[0]).is_file() else _find_file([media_root], [stem], VIDEO_SUFFIXES)
+            video = videos[0] if Path(videos[0]).is_file() else find_media([media_root], [stem], VIDEO_SUFFIXES)
         if audios:
-            audio = audios[0] if Path(audios[0]).is_file() else _find_file([media_root], [stem], AUDIO_SUFFIXES)
+            audio = audios[0] if Path(audios[0]).is_file() else find_media([media_root], [stem], AUDIO_SUFFIXES)
         mods = modalities or ("AVFM" if videos else "A")
         records.append(
             InstructionRecord(
@@ -533,7 +502,7 @@ def read_m3ed(path, *, split="train", media_dir=None, tasks=None, modalities="A"
     labels = sorted({row[3] for row in rows})
     records = []
     for utt_id, speaker, text, emotion, movie in rows:
-        audio = _find_file([speech_dir], [f"{speaker}_{utt_id}", utt_id], AUDIO_SUFFIXES)
+        audio = find_media([speech_dir], [f"{speaker}_{utt_id}", utt_id], AUDIO_SUFFIXES)
         records.append(
             InstructionRecord(
                 id=utt_id, dataset="m3ed", task="MER", answer=emotion, candidate_labels=labels, subtitle=text or None,
@@ -598,7 +567,7 @@ def read_ferv39k(path, *, split="train", media_dir=None, tasks=None, modalities=
             raise BenchmarkFormatError(table, line, "duplicate clip", clip)
         seen.add(clip)
         frames = clips_root / clip
-        video = os.fspath(frames) if frames.is_dir() else _find_file([clips_root], [clip], VIDEO_SUFFIXES)
+        video = os.fspath(frames) if frames.is_dir() else find_media([clips_root], [clip], VIDEO_SUFFIXES)
         records.append(
             InstructionRecord(
                 id=clip, dataset="ferv39k", task="MER", answer=mapping[label], candidate_labels=list(SEVEN_BASIC_EMOTIONS),
@@ -611,26 +580,11 @@ def read_ferv39k(path, *, split="train", media_dir=None, tasks=None, modalities=
 # ----------------------------------------------------------------------------------------------------
 # OV-MER / ERI sets: MER-Caption+, OV-MERD, MERR-Fine, EMER
 # ----------------------------------------------------------------------------------------------------
-def _subtitles(path) -> dict[str, str]:
-    """``subtitle_chieng.csv`` / ``transcription-*.csv``: ``name`` -> the ``english`` column (the prompts are
-    English; ``sentence`` or ``chinese`` only when the file has no English column)."""
-    rows = _read_csv(path, ["name"])
-    header = set(rows[0][1]) if rows else set()
-    column = next((c for c in ("english", "sentence", "chinese") if c in header), None)
-    if rows and column is None:
-        raise BenchmarkFormatError(path, 1, "no transcript column", detail=f"expected english, sentence or chinese; header is {sorted(header)}")
-    out = {}
-    for _, row in rows:
-        text = row[column].strip()
-        out[row["name"]] = "" if text.lower() == "nan" else text
-    return out
-
-
 def _clip_media(root: Path, media_dir, name: str) -> tuple[str | None, str | None]:
     folders = [Path(media_dir)] if media_dir else []
     folders += [root / "video", root / "video" / "video", root / "subvideo", root]
-    video = _find_file(folders, [name], VIDEO_SUFFIXES)
-    audio = _find_file(([Path(media_dir)] if media_dir else []) + [root / "audio", root / "subaudio"], [name], AUDIO_SUFFIXES)
+    video = find_media(folders, [name], VIDEO_SUFFIXES)
+    audio = find_media(([Path(media_dir)] if media_dir else []) + [root / "audio", root / "subaudio"], [name], AUDIO_SUFFIXES)
     return video, audio
 
 
@@ -639,10 +593,10 @@ def _read_caption_layout(path, prefix: str, reader: str, split, media_dir, tasks
     tasks = _select_tasks(tasks, ["OV-MER", "ERI"], ["OV-MER", "ERI"], reader)
     _check_split(split, ["train"], reader)
     ov_file, reason_file = root / f"track2_train_{prefix}.csv", root / f"track3_train_{prefix}.csv"
-    subtitles = _subtitles(_require_file(root / "subtitle_chieng.csv", f"{reader} subtitles"))
+    subtitles = read_subtitles(_require_file(root / "subtitle_chieng.csv", f"{reader} subtitles"))
     records = []
     if "OV-MER" in tasks:
-        for _, row in _read_csv(_require_file(ov_file, f"{reader} OV labels"), ["name", "openset"]):
+        for _, row in read_csv_rows(_require_file(ov_file, f"{reader} OV labels"), ["name", "openset"]):
             labels = parse_label_list(row["openset"]) or ["neutral"]  # the public code's rule for empty sets
             video, audio = _clip_media(root, media_dir, row["name"])
             records.append(
@@ -653,7 +607,7 @@ def _read_caption_layout(path, prefix: str, reader: str, split, media_dir, tasks
                 )
             )  # fmt: skip
     if "ERI" in tasks:
-        for line, row in _read_csv(_require_file(reason_file, f"{reader} reasons"), ["name", "reason"]):
+        for line, row in read_csv_rows(_require_file(reason_file, f"{reader} reasons"), ["name", "reason"]):
             if not row["reason"].strip():
                 raise BenchmarkFormatError(reason_file, line, "empty reason for", row["name"])
             video, audio = _clip_media(root, media_dir, row["name"])
@@ -693,8 +647,8 @@ def read_merr_fine(path, *, split="train", media_dir=None, tasks=None, modalitie
     for name, sample in data.items():
         if not isinstance(sample, dict):
             raise BenchmarkFormatError(path, None, f"sample {name!r} is not an object", str(sample)[:80])
-        video = _find_file(folders, [name], VIDEO_SUFFIXES)
-        audio = _find_file(folders, [name], AUDIO_SUFFIXES)
+        video = find_media(folders, [name], VIDEO_SUFFIXES)
+        audio = find_media(folders, [name], AUDIO_SUFFIXES)
         meta = {k: sample.get(k) for k in ("AU_list", "visual_prior_list", "audio_prior_list", "peak_AU_list", "pseu_emotion")}
         subtitle = str(sample.get("text") or "").strip() or None
         if "ERI" in tasks:
@@ -717,9 +671,9 @@ def read_emer(path, *, split="train", media_dir=None, tasks=None, modalities="AV
     path = _require_file(path / "gt-eng.csv" if path.is_dir() else path, "EMER")
     folders = [Path(media_dir)] if media_dir else []
     records = []
-    for line, row in _read_csv(path, ["names", "emotions", "subtitles", "reasons"]):
+    for line, row in read_csv_rows(path, ["names", "emotions", "subtitles", "reasons"]):
         name = row["names"].strip()
-        video, audio = _find_file(folders, [name], VIDEO_SUFFIXES), _find_file(folders, [name], AUDIO_SUFFIXES)
+        video, audio = find_media(folders, [name], VIDEO_SUFFIXES), find_media(folders, [name], AUDIO_SUFFIXES)
         subtitle = row["subtitles"].strip() or None
         if "ERI" in tasks:
             if not row["reasons"].strip():
@@ -788,8 +742,8 @@ def read_avamerg(
             stems = [f"{conv_id}_{turn_id}"]
             if turn_id.isdigit():
                 stems.append(f"dia{conv_id}utt{2 * int(turn_id)}_{speaker_id}")
-            video = _find_file(video_dirs, stems, VIDEO_SUFFIXES)
-            audio = _find_file(audio_dirs, stems, AUDIO_SUFFIXES)
+            video = find_media(video_dirs, stems, VIDEO_SUFFIXES)
+            audio = find_media(audio_dirs, stems, AUDIO_SUFFIXES)
             coe = turn.get("chain_of_empathy") or {}
             record_id = f"{conv_id}_{turn_id}"
             meta = {"conversation_id": conv_id, "turn_id": turn_id, "topic": conversation.get("topic"), **coe}
@@ -832,7 +786,7 @@ def _read_unibench(root: Path, reader: str, label_files: Sequence[str], transcri
     if not isinstance(corpus, dict):
         raise BenchmarkFormatError(label_path, None, f"{key} is not a dict of samples", type(corpus).__name__)
     transcription = next((root / name for name in transcription_files if (root / name).is_file()), None)
-    subtitles = _subtitles(transcription) if transcription else {}
+    subtitles = read_subtitles(transcription) if transcription else {}
     video_dirs = ([Path(media_dir)] if media_dir else []) + [root / d for d in ("video", "subvideo", "subvideo-tgt", "video_new", "subvideo_new")]
     audio_dirs = ([Path(media_dir)] if media_dir else []) + [root / d for d in ("audio", "subaudio")]
     if kind == "emotion":
@@ -853,8 +807,8 @@ def _read_unibench(root: Path, reader: str, label_files: Sequence[str], transcri
         records.append(
             InstructionRecord(
                 id=str(name), dataset=reader, task="MER", answer=answer, candidate_labels=candidates,
-                subtitle=subtitles.get(str(name)) or None, video=_find_file(video_dirs, [str(name)], VIDEO_SUFFIXES),
-                audio=_find_file(audio_dirs, [str(name)], AUDIO_SUFFIXES), modalities=modalities, meta=meta,
+                subtitle=subtitles.get(str(name)) or None, video=find_media(video_dirs, [str(name)], VIDEO_SUFFIXES),
+                audio=find_media(audio_dirs, [str(name)], AUDIO_SUFFIXES), modalities=modalities, meta=meta,
             )
         )  # fmt: skip
     return _apply_media_policy(records, reader, on_missing_media, video_dirs)
@@ -912,7 +866,7 @@ def _iemocap_full_release(root: Path, split: str, media_dir, modalities, on_miss
                     if emotion not in ("angry", "happy", "neutral", "sad"):
                         continue
                 wav_dir = (Path(media_dir) if media_dir else session / "sentences" / "wav") / evaluation.stem
-                audio = _find_file([wav_dir], [turn], AUDIO_SUFFIXES)
+                audio = find_media([wav_dir], [turn], AUDIO_SUFFIXES)
                 rows.append((turn, emotion, transcripts.get(turn), audio, session.name))
     labels = ["angry", "happy", "neutral", "sad"] if four_way else sorted({r[1] for r in rows})
     records = [
@@ -953,7 +907,7 @@ def _read_msa(path, reader: str, split: str, media_dir, modalities: str, on_miss
         raise ValueError(f"{reader}: split must be one of {list(_MMSA_SPLITS)}, got {split!r}")
     raw = Path(media_dir) if media_dir else root / "Raw"
     records = []
-    for line, row in _read_csv(table, ["video_id", "clip_id", "text", "label", "mode"]):
+    for line, row in read_csv_rows(table, ["video_id", "clip_id", "text", "label", "mode"]):
         if row["mode"].strip().lower() not in _MMSA_SPLITS[split]:
             continue
         try:
@@ -962,7 +916,7 @@ def _read_msa(path, reader: str, split: str, media_dir, modalities: str, on_miss
             raise BenchmarkFormatError(table, line, "label is not a number", row["label"]) from None
         video_id, clip_id = row["video_id"].strip(), row["clip_id"].strip()
         stems = [clip_id] + ([clip_id.zfill(4)] if clip_id.isdigit() else [])
-        video = _find_file([raw / video_id], stems, VIDEO_SUFFIXES)
+        video = find_media([raw / video_id], stems, VIDEO_SUFFIXES)
         meta = {"valence": valence, "annotation": row.get("annotation"), "video_id": video_id, "clip_id": clip_id}
         meta.update({k: row[k] for k in ("label_T", "label_A", "label_V") if k in row})
         records.append(

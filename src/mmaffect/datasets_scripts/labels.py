@@ -47,14 +47,23 @@ MINTREC_INTENTS: tuple[str, ...] = (
 MELD_EMOTIONS: tuple[str, ...] = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
 MELD_SENTIMENTS: tuple[str, ...] = ("neutral", "positive", "negative")
 
-# LGSRR aspects, in the order of ``LGSRRConfig.aspects`` (the model's default) ...
-ASPECTS: tuple[str, ...] = ("actions", "expressions", "interactions")
-# ... and how the LGSRR release names them in rank values (CoT step 3).
+# How the LGSRR release names them in rank values (CoT step 3).
 ASPECT_RELEASE_NAMES: dict[str, str] = {
     "actions": "Speakers' Actions",
     "expressions": "Emotions and Facial Expressions",
     "interactions": "Interaction with Others",
 }
+
+
+def __getattr__(name: str):
+    """``ASPECTS``: the LGSRR aspects in the order of ``LGSRRConfig.aspects`` (the model's default). Their
+    home is the remote-code config, which cannot import this package; read on first use, since it loads
+    transformers and the label lists must stay light (semantic extraction reads them)."""
+    if name == "ASPECTS":
+        from mmaffect.models.lgsrr.configuration_lgsrr import DEFAULT_ASPECTS
+
+        return DEFAULT_ASPECTS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _aspect_key(name: str) -> str:

@@ -231,6 +231,46 @@ class CsvFile:
         return cells[self.columns[column]]
 
 
+def read_csv_rows(path, required: Sequence[str], *, delimiter: str = ",") -> list[tuple[int, dict[str, str]]]:
+    """Rows of a headed CSV as ``(line, {column: value})`` (UTF-8, a byte-order mark dropped); a missing
+    column or an undecodable byte names the file and the line."""
+    reader = csv.DictReader(io.StringIO(decode_file(Path(path)), newline=""), delimiter=delimiter)
+    header = reader.fieldnames or []
+    missing = [column for column in required if column not in header]
+    if missing:
+        raise BenchmarkFormatError(path, 1, "missing column(s)", missing, detail=f"header is {header}")
+    return [(reader.line_num, {k: (v if v is not None else "") for k, v in row.items()}) for row in reader]
+
+
+#: transcript columns of ``subtitle_chieng.csv`` / ``transcription-*.csv``, in order of preference
+SUBTITLE_COLUMNS = ("english", "sentence", "chinese")
+#: cells ``pandas.read_csv`` reads as missing (its default ``na_values``): the releases' own loaders use pandas
+PANDAS_NA_VALUES = frozenset({
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
+    "NULL", "NaN", "None", "n/a", "nan", "null",
+})  # fmt: skip
+
+
+def read_subtitles(path, text_columns: Sequence[str] = SUBTITLE_COLUMNS, *, strip: bool = True) -> dict[str, str]:
+    """``name`` -> transcript of a MER-style subtitle file, from the first of ``text_columns`` the file
+    has (the prompts are English: ``english`` first). A cell pandas reads as missing (:data:`PANDAS_NA_VALUES`, and
+    ``nan`` in any case or padding: pandas' export of an empty cell) reads as ``""``; ``strip`` removes surrounding
+    white space."""
+    rows = read_csv_rows(path, ["name"])
+    header = set(rows[0][1]) if rows else set()
+    column = next((c for c in text_columns if c in header), None)
+    if rows and column is None:
+        missing = [text_columns[0]] if len(text_columns) == 1 else list(text_columns)
+        raise BenchmarkFormatError(path, 1, "missing column(s)", missing,
+                                   detail=f"no transcript column; header is {sorted(header)}")
+    out = {}
+    for _, row in rows:
+        text = row[column]
+        missing = text in PANDAS_NA_VALUES or text.strip().lower() == "nan"
+        out[row["name"]] = "" if missing else text.strip() if strip else text
+    return out
+
+
 def read_json_array(path, *, encoding: str = "utf-8") -> list[tuple[int, object]]:
     """The elements of a JSON array file, each with the line on which it starts."""
     path = Path(path)
@@ -286,7 +326,11 @@ __all__ = [
     "CsvFile",
     "TsvFile",
     "decode_file",
+    "PANDAS_NA_VALUES",
+    "SUBTITLE_COLUMNS",
+    "read_csv_rows",
     "read_json_array",
+    "read_subtitles",
     "split_lines",
     "unquote",
 ]

@@ -53,9 +53,10 @@ from typing import Any
 from datasets import Dataset, Features, List, Value
 
 from mmaffect.datasets_scripts.labels import MINTREC2_INTENTS, MINTREC_INTENTS
+from mmaffect.datasets_scripts.media import AUDIO_SUFFIXES, VIDEO_SUFFIXES, find_media
+from mmaffect.datasets_scripts.reading import BenchmarkFormatError, read_subtitles
 from mmaffect.metrics.emotion_wheel import string_to_label_list
-
-TASKS = ("mer", "ovmer", "msa", "mir", "erg", "eri")
+from mmaffect.metrics.protocol import TASKS
 
 #: MER-UniBench's MELD label indices (``meld.py``) and IEMOCAP-Four's (``iemocap.py``)
 MELD_INDEX_EMOTIONS = ("anger", "joy", "sadness", "neutral", "disgust", "fear", "surprise")
@@ -84,10 +85,6 @@ AVAMERG_EMOTION_PROJECTION = {
     "caring": "happy", "sentimental": "sad", "trusting": "happy", "ashamed": "sad",
     "apprehensive": "fear", "faithful": "happy",
 }  # fmt: skip
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov")
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a")
-
 
 class EvalDataError(ValueError):
     """A benchmark folder or file breaks its public layout; the message names the file."""
@@ -182,9 +179,12 @@ def _text(value) -> str:
     return str(value)
 
 
-def _subtitles(path: Path, name_column: str = "name", text_column: str = "english") -> dict[str, str]:
-    frame = _read_csv(path, (name_column, text_column))
-    return {str(name): _text(text) for name, text in zip(frame[name_column], frame[text_column])}
+def _subtitles(path: Path) -> dict[str, str]:
+    """``name`` -> the ``english`` column, as MER-UniBench's dataset classes read it (unstripped)."""
+    try:
+        return read_subtitles(path, ("english",), strip=False)
+    except (BenchmarkFormatError, UnicodeDecodeError) as error:
+        raise EvalDataError(str(error)) from None
 
 
 def _subtitle_of(subtitles: dict[str, str], name: str, path: Path) -> str:
@@ -193,21 +193,12 @@ def _subtitle_of(subtitles: dict[str, str], name: str, path: Path) -> str:
     return subtitles[name]
 
 
-def _find(folders: Sequence[Path], stem: str, suffixes: Sequence[str]) -> str | None:
-    for folder in folders:
-        for suffix in suffixes:
-            path = folder / f"{stem}{suffix}"
-            if path.is_file():
-                return os.fspath(path)
-    return None
-
-
 def _attach_media(rows: list[dict], video_dirs: Sequence[Path], audio_dirs: Sequence[Path],
                   video_suffixes: Sequence[str] = VIDEO_SUFFIXES) -> dict[str, list[str]]:
     """Set ``video`` / ``audio`` of every row (None when absent; audio falls back to the clip)."""
     for row in rows:
-        row["video"] = _find(video_dirs, row["id"], video_suffixes)
-        row["audio"] = _find(audio_dirs, row["id"], AUDIO_SUFFIXES) or row["video"]
+        row["video"] = find_media(video_dirs, [row["id"]], video_suffixes)
+        row["audio"] = find_media(audio_dirs, [row["id"]], AUDIO_SUFFIXES) or row["video"]
     return {"video": [os.fspath(p) for p in video_dirs], "audio": [os.fspath(p) for p in audio_dirs]}
 
 

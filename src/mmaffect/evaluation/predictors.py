@@ -11,7 +11,7 @@ Two ship with the package:
 
 * :class:`NanoEmoXPredictor` - a Nano-EmoX folder (or Hub id): the processor builds each task prompt
   (``build_prompt``) and reads the media, the model generates a batch at a time, in bf16 where the
-  hardware runs it natively (:func:`mmaffect.train.lgsrr.resolve_mixed_precision`).
+  hardware runs it natively (:func:`mmaffect.train.runtime.resolve_mixed_precision`).
 * :class:`OpenAIChatPredictor` - any OpenAI-compatible chat server (vLLM, llama.cpp, a hosted API)
   through :class:`mmaffect.semantic_extraction.backends.OpenAICompatibleBackend`: the same task
   instruction as text, the clip as uniformly sampled frames, so other MLLMs are scored on the same
@@ -131,7 +131,7 @@ class NanoEmoXPredictor:
         import torch
 
         import mmaffect.models.nano_emox  # noqa: F401  (registers the Auto classes)
-        from mmaffect.train.lgsrr import resolve_mixed_precision
+        from mmaffect.train.runtime import resolve_mixed_precision
 
         _check_decoding(decoding, max_new_tokens, batch_size)
         if int(num_beams) < 1:

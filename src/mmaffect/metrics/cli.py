@@ -29,10 +29,9 @@ from typing import Any
 
 from . import classification, erg, eri, label_extraction, mer, msa
 from .emotion_wheel import WHEEL_DIR_ENV, normalize_labels
-from .protocol import PROTOCOLS
+from .protocol import PROTOCOLS, TASKS
 from .records import align_by_id, read_records
 
-TASKS = ("mer", "ovmer", "msa", "mir", "erg", "eri")
 DEFAULT_DATASET = {"mer": "MER", "ovmer": "OV-MERD", "msa": "MSA", "mir": "MIR", "erg": "AvaMERG", "eri": "EMER"}
 
 LABEL_FIELDS = ("labels", "openset", "prediction", "pred", "emotions", "emotion", "label", "value")

@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mmaffect.datasets_scripts.reading import unquote
+
 from .aspects import AspectMatcher, AspectSpec, normalise_text
 from .cache import ResponseCache, stable_hash
 from .prompts import assistant, rank_correction, rank_messages, step_templates, user
@@ -137,16 +139,8 @@ def read_descriptions(path: str | os.PathLike, layout: DatasetLayout,
                 raise ValueError(f"{path}:{line}: expected {len(header)} fields, found {len(row)}")
             values = {text_col: row[i].strip() for text_col, i in zip(layout.id_columns, id_index)}
             sample_id = layout.id_format.format(**values)
-            out[sample_id] = {key: _unquote_layers(row[index]) for key, index in columns.items()}
+            out[sample_id] = {key: unquote(row[index]) for key, index in columns.items()}
     return out
-
-
-def _unquote_layers(cell: str) -> str:
-    """Undo the CSV quoting release cells carry (applied twice to some), layer after layer while the cell
-    is a well-formed quoted field - as ``mmaffect.datasets_scripts.reading.unquote`` does for the loader."""
-    while len(cell) >= 2 and cell[0] == '"' and cell[-1] == '"' and '"' not in cell[1:-1].replace('""', ""):
-        cell = cell[1:-1].replace('""', '"')
-    return cell
 
 
 def rank_fingerprint(session: CachedChat, aspects: Sequence[AspectSpec], config: RankConfig, templates: dict) -> str:

@@ -15,15 +15,8 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from mmaffect.datasets_scripts.labels import IEMOCAP_DA_CODES
 from mmaffect.untrusted import confine
-
-# IEMOCAP-DA ``DA`` codes -> act names, as in the LGSRR code (also in mmaffect.datasets_scripts.labels;
-# kept here so extraction does not import the datasets stack).
-IEMOCAP_DA_CODES = {
-    "g": "Greeting", "q": "Question", "ans": "Answer", "o": "Statement Opinion", "s": "Statement Non Opinion",
-    "ap": "Apology", "c": "Command", "ag": "Agreement", "dag": "Disagreement", "a": "Acknowledge",
-    "b": "Backchannel", "oth": "Others",
-}  # fmt: skip
 
 
 class SampleFileError(ValueError):

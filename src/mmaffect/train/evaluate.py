@@ -108,7 +108,9 @@ def _read_config(folder: Path) -> dict:
 def load_trained(folder: str | Path):
     """A trained folder as a training module: LGSRR (``config.json`` with model_type lgsrr) or the
     text-only baseline (the encoder's ``...ForSequenceClassification``)."""
-    from .lgsrr import LGSRRTrainingModule, TextOnlyClassifier
+    from mmaffect.models.text_only import TextOnlyClassifier
+
+    from .lgsrr_parts import LGSRRTrainingModule
 
     folder = Path(folder)
     config = _read_config(folder)
@@ -142,7 +144,7 @@ def evaluate_model(model_dir, dataset: str, data_dir, *, descriptions_dir=None, 
 
     from mmaffect.datasets_scripts import LGSRRDataCollator, load_benchmark, tokenize_for_lgsrr
 
-    from .lgsrr import TrainingCollator, make_loader, predict
+    from .lgsrr_parts import TrainingCollator, make_loader, predict
 
     model_dir = Path(model_dir)
     split_name = SPLIT_NAMES.get(split)

@@ -25,8 +25,8 @@ The run is the config's phases in order (``p2e_phases``). For each phase, top to
 7. save the phase's artifacts: ``model/`` (``save_pretrained`` with remote code + processor; LoRA merged),
    ``lora_adapter/`` (PEFT, loadable on the previous phase's model and mergeable), the reports, ``DONE.json``.
 
-The final model folder gets a model card from ``model_cards/nano_emox.md``. A finished phase is skipped when the
-run is started again; a changed phase definition is an error (use a new ``output_dir``).
+The final model folder gets a model card (:func:`mmaffect.train.model_card.write_nano_emox_card`). A finished
+phase is skipped when the run is started again; a changed phase definition is an error (use a new ``output_dir``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ import json
 import os
 import re
 import shutil
-import string
 import sys
 import time
 import warnings
@@ -57,10 +56,13 @@ from mmaffect.checkpoints import (
     require_existing_path,
     write_text_atomic,
 )
-from mmaffect.datasets_scripts.instruction_data import TASKS, InstructionRecord, P2ECollator
+from mmaffect.datasets_scripts.instruction_data import InstructionRecord, P2ECollator
 from mmaffect.errors import CheckpointError
+from mmaffect.models.nano_emox.configuration_nano_emox import IGNORE_INDEX
+from mmaffect.models.nano_emox.processing_nano_emox import TASKS
 
 from .mixture_sampler import MixtureSampler
+from .model_card import write_nano_emox_card
 from .p2e_phases import (
     FACE_FUSION_GROUP,
     LORA_GROUP,
@@ -82,14 +84,13 @@ from .p2e_phases import (
     read_config_file,
     trainable_report,
 )
+from .runtime import enable_fsdp_on_cpu, fsdp_plugin_from_env, fsdp_requested_on_cpu, resolve_mixed_precision
 
-IGNORE_INDEX = -100
 CHECKPOINT_PREFIX = "step-"
 TRAINABLE_WEIGHTS = "trainable_weights.safetensors"
 TRAINER_STATE = "p2e_trainer_state.pt"
 COMPLETE_MARKER = "COMPLETE"
 DONE_FILE = "DONE.json"
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class SimulatedInterruption(RuntimeError):
@@ -577,40 +578,6 @@ def check_loss_fell(phase_name: str, metrics_path: Path, min_drop: float = MIN_L
 # ----------------------------------------------------------------------------------------------------
 # The trainer
 # ----------------------------------------------------------------------------------------------------
-FSDP_ON_CPU_ENV = "MMAFFECT_FSDP_ON_CPU"
-
-
-def _fsdp_requested_on_cpu() -> bool:
-    """An FSDP launch (``accelerate launch --config_file configs/accelerate/p2e_fsdp.yaml``) on CPU processes.
-
-    Accelerate enables FSDP only on accelerator devices: on CPU it runs the same launch as plain DDP (MULTI_CPU)
-    without a word. With ``MMAFFECT_FSDP_ON_CPU=1`` the trainer lifts that gate (torch's FSDP2 shards on CPU with
-    gloo) - how the FSDP config is tested without GPUs; otherwise it warns."""
-    wants = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
-    on_cpu = os.environ.get("ACCELERATE_USE_CPU", "false").lower() in ("1", "true", "yes") or not torch.cuda.is_available()
-    if wants and on_cpu and os.environ.get(FSDP_ON_CPU_ENV) != "1":
-        warnings.warn(f"FSDP was requested on CPU: Accelerate runs it as DDP; set {FSDP_ON_CPU_ENV}=1 to shard with FSDP2 on CPU (gloo)")
-        return False
-    return wants and on_cpu
-
-
-def _fsdp_plugin_from_env():
-    from accelerate.utils import FullyShardedDataParallelPlugin
-
-    return FullyShardedDataParallelPlugin()  # reads the FSDP_* variables `accelerate launch` sets from the config file
-
-
-def _enable_fsdp_on_cpu(accelerator, plugin) -> None:
-    from accelerate.utils import DistributedType
-
-    from accelerate.state import PartialState
-
-    if plugin is not None and accelerator.distributed_type == DistributedType.MULTI_CPU:
-        accelerator.state.distributed_type = DistributedType.FSDP
-        accelerator.state.fsdp_plugin = plugin
-        PartialState._shared_state["distributed_type"] = DistributedType.FSDP  # every later AcceleratorState() copies it
-
-
 def _phase_record(phase: PhaseSpec) -> dict[str, Any]:
     record = asdict(phase)
     record["data"] = {task: [asdict(ref) for ref in refs] for task, refs in phase.data.items()}
@@ -624,10 +591,11 @@ class P2ETrainer:
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs
 
-        self.config = config
-        training = config.training
+        # mixed_precision "auto" resolves here, once: the accelerator, the frozen dtype and the card see the same value
+        training = dataclasses.replace(config.training, mixed_precision=resolve_mixed_precision(config.training.mixed_precision))
+        self.config = config = dataclasses.replace(config, training=training)
         if accelerator is None:
-            fsdp_on_cpu = _fsdp_plugin_from_env() if _fsdp_requested_on_cpu() else None
+            fsdp_on_cpu = fsdp_plugin_from_env() if fsdp_requested_on_cpu() else None
             accelerator = Accelerator(
                 mixed_precision=training.mixed_precision,
                 log_with=list(training.report_to) or None,
@@ -635,7 +603,7 @@ class P2ETrainer:
                 kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=training.ddp_find_unused_parameters)],
                 **({"fsdp_plugin": fsdp_on_cpu} if fsdp_on_cpu else {}),
             )
-            _enable_fsdp_on_cpu(accelerator, fsdp_on_cpu)
+            enable_fsdp_on_cpu(accelerator, fsdp_on_cpu)
         self.accelerator = accelerator
         self.output_dir = Path(config.output_dir)
         self.interrupt_after_steps = dict(interrupt_after_steps or {})
@@ -711,7 +679,7 @@ class P2ETrainer:
         summary["final_model"] = str(previous)
         summary["datasets"] = {name: len(records) for name, records in self._records_cache.items()}
         if self.accelerator.is_main_process and previous is not None and len(summary["phases"]) == len(config.phases):
-            write_model_card(previous, config, summary)
+            write_nano_emox_card(previous, config, summary)
             (self.output_dir / "p2e_summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
         if self.config.training.report_to:
             self.accelerator.end_training()
@@ -1003,7 +971,8 @@ def check_data(config: P2EConfig, phases: Sequence[str] | None = None) -> list[d
     """Read every dataset the (named) phases use, as the trainer will, and report per dataset: the annotation path,
     whether it was found, the records, and the records whose prompt needs media they lack (with examples and the
     media folder searched). Nothing is trained. ``python -m mmaffect.train.p2e --config ... --check-data``."""
-    from mmaffect.datasets_scripts.instruction_data import MissingMediaWarning, read_dataset
+    from mmaffect.datasets_scripts.instruction_data import read_dataset
+    from mmaffect.datasets_scripts.media import MissingMediaWarning
 
     chosen = [p for p in config.phases if not phases or p.name in phases]
     rows = []
@@ -1060,71 +1029,6 @@ def record_trained_tasks(model_config, phase) -> list[str]:
     seen = set(getattr(model_config, "trained_tasks", None) or ()) | {t for t, w in phase.mixture.items() if w > 0}
     model_config.trained_tasks = [t for t in TASKS if t in seen]
     return model_config.trained_tasks
-
-
-# ----------------------------------------------------------------------------------------------------
-# Model card
-# ----------------------------------------------------------------------------------------------------
-_FALLBACK_CARD = """---
-library_name: transformers
-tags: [nano-emox, p2e, multimodal, emotion, affective-computing]
----
-# Nano-EmoX ($strategy)
-
-Trained with mmaffect's P2E trainer.
-
-$phases_table
-"""
-
-
-def write_model_card(model_dir: Path, config: P2EConfig, summary: Mapping[str, Any]) -> Path:
-    """README.md of the final model from ``model_cards/nano_emox.md`` (``$placeholders`` filled in)."""
-    template_path = REPO_ROOT / "model_cards" / "nano_emox.md"
-    template = template_path.read_text(encoding="utf-8") if template_path.is_file() else _FALLBACK_CARD
-    rows = ["| # | phase | stage | trains | mixture | lr | steps |", "|---|---|---|---|---|---|---|"]
-    for i, phase in enumerate(config.phases):
-        mixture = ", ".join(f"{task} {weight:g}" for task, weight in phase.mixture.items())
-        rows.append(f"| {i + 1} | {phase.name} | {phase.stage} | {', '.join(phase.trainable)} | {mixture} | {phase.learning_rate:g} | {phase.max_steps} |")
-    counts = summary.get("datasets", {})
-    datasets = "\n".join(
-        f"- `{name}`: reader `{spec.reader}`" + (f", {counts[name]:,} records" if name in counts else "")
-        for name, spec in config.datasets.items()
-        if name in config.datasets_used()
-    )
-    training_summary = {
-        "p2e": "The P2E curriculum (Perception-to-Empathy), one row per phase; each phase starts from the previous phase's model.",
-        "jo_t": "Jo-T baseline (Table 6 of the paper): all tasks trained jointly in one phase, without the curriculum.",
-        "reverse_p2e": "Reverse P2E baseline (Table 7 of the paper): the P2E phases from empathy back to perception.",
-    }.get(config.strategy, f"Strategy {config.strategy!r}, one row per phase.")
-    lora = dict(config.lora)
-    from mmaffect.evaluation.scoring import default_prompt_task
-
-    trained = [t for t in TASKS if any(phase.mixture.get(t, 0) > 0 for phase in config.phases)]
-    mer_prompt = default_prompt_task("mer", trained)[0]
-    values = {
-        "strategy": {"p2e": "P2E curriculum", "jo_t": "Jo-T joint training", "reverse_p2e": "Reverse P2E"}.get(config.strategy, config.strategy),
-        "phases_table": "\n".join(rows),
-        "training_summary": training_summary,
-        "weight_decay": f"{config.training.weight_decay:g}",
-        "gradient_checkpointing": "on" if config.training.gradient_checkpointing else "off",
-        "datasets": datasets,
-        "lora": ", ".join(f"{k}={v}" for k, v in lora.items() if k != "target_modules"),
-        "lora_target": str(lora.get("target_modules", "")),
-        "batch": f"{config.training.per_device_batch_size} x {config.training.gradient_accumulation_steps} accumulation",
-        "mixed_precision": config.training.mixed_precision,
-        "world_size": str(summary["phases"][-1].get("world_size", 1)) if summary.get("phases") else "1",
-        "total_steps": f"{sum(p.max_steps for p in config.phases):,}",
-        "step_unit": {"micro_batch": "micro-batches", "optimizer_step": "optimizer steps"}[config.training.step_unit],
-        "accumulation": str(config.training.gradient_accumulation_steps),
-        "prompt_format": str((config.model.get("processor") or {}).get("kwargs", {}).get("prompt_format", "public_code")),
-        "trained_tasks": ", ".join(trained) or "-",
-        "mer_prompt": mer_prompt,
-        "date": time.strftime("%Y-%m-%d"),
-    }
-    text = string.Template(template).safe_substitute(values)
-    path = Path(model_dir) / "README.md"
-    write_text_atomic(path, text)
-    return path
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1287,7 +1191,6 @@ __all__ = [
     "main",
     "parse_key_values",
     "run_from_config",
-    "write_model_card",
 ]
 
 if __name__ == "__main__":  # pragma: no cover

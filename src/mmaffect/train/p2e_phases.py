@@ -60,6 +60,8 @@ from mmaffect.config import (
 )
 from mmaffect.datasets_scripts.instruction_data import READERS, TASKS
 
+from .runtime import MIXED_PRECISIONS
+
 LORA_GROUP = "lora"
 # Module groups of NanoEmoXForConditionalGeneration (its submodule names, see modeling_nano_emox.py).
 DEFAULT_MODULE_GROUPS: dict[str, list[str]] = {
@@ -168,7 +170,7 @@ class TrainingSettings:
     per_device_batch_size: int = 3
     gradient_accumulation_steps: int = 4
     step_unit: str = "micro_batch"  # micro_batch (paper, public code) | optimizer_step
-    mixed_precision: str = "bf16"  # no | fp16 | bf16
+    mixed_precision: str = "bf16"  # no | fp16 | bf16 | auto (bf16 where the hardware runs it natively)
     gradient_checkpointing: bool = True
     frozen_dtype: str = "auto"  # auto | float32 | bfloat16 | float16: storage dtype of never-trained weights
     weight_decay: float = 0.05  # public code
@@ -365,8 +367,8 @@ def _training_settings(raw: Mapping[str, Any], source: str) -> TrainingSettings:
     training = TrainingSettings(**_known(TrainingSettings, raw, f"{source}: training"))
     if training.mixed_precision is False:  # YAML 1.1 reads the documented value "no" as false
         training.mixed_precision = "no"
-    if training.mixed_precision not in ("no", "fp16", "bf16"):
-        raise P2EConfigError(f"{source}: training.mixed_precision must be no, fp16 or bf16, got {training.mixed_precision!r}")
+    if training.mixed_precision not in MIXED_PRECISIONS:  # auto: resolved by the trainer (train/runtime.py)
+        raise P2EConfigError(f"{source}: training.mixed_precision must be no, fp16, bf16 or auto, got {training.mixed_precision!r}")
     if training.frozen_dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise P2EConfigError(f"{source}: training.frozen_dtype must be auto, float32, bfloat16 or float16, got {training.frozen_dtype!r}")
     training.adam_betas = tuple(float(b) for b in training.adam_betas)

@@ -20,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from transformers import ProcessorMixin
 from transformers.feature_extraction_utils import BatchFeature
 
-DEFAULT_ASPECTS = ("actions", "expressions", "interactions")
+from .configuration_lgsrr import DEFAULT_ASPECTS
+
 TEXT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 # options of the loading call that tokenizers keep in init_kwargs and would write to tokenizer_config.json
 MACHINE_OPTIONS = ("local_files_only", "is_local", "cache_dir", "_commit_hash", "token")

@@ -104,6 +104,7 @@ LORA_PRESETS = {
 # Placeholder tokens the processor adds to the tokenizer, in this order. Appended to the Qwen2.5 tokenizer
 # (151665 tokens) they get the ids 151665.. which fit in the 151936-row embedding without resizing.
 PLACEHOLDER_TOKENS = {"video": "<video>", "audio": "<audio>", "face": "<face>", "fusion": "<fusion>"}
+IGNORE_INDEX = -100  # label of a position the loss skips (prompt, padding, media placeholders)
 REASONING_TOKENS = ("<think>", "</think>")
 ADAPTER_STYLES = ("heterogeneous", "uniform_mlp")
 

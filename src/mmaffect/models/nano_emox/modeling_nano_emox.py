@@ -28,9 +28,9 @@ from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from .configuration_nano_emox import PLACEHOLDER_TOKENS, NanoEmoXConfig, processor_config_mismatches, read_json_next_to
+from .configuration_nano_emox import (IGNORE_INDEX, PLACEHOLDER_TOKENS, NanoEmoXConfig, processor_config_mismatches,
+                                      read_json_next_to)
 
-IGNORE_INDEX = -100
 # Per modality: (media tensor, per-item tensors that travel with it, sample-index tensor). Expanding a batch for
 # beams / return sequences repeats each item with its row and renumbers the sample indices.
 MEDIA_GROUPS = {

@@ -49,7 +49,8 @@ from typing import Any
 from transformers import ProcessorMixin
 from transformers.feature_extraction_utils import BatchFeature
 
-from .configuration_nano_emox import processor_config_mismatches, processor_token_counts, read_json_next_to
+from .configuration_nano_emox import (IGNORE_INDEX, PLACEHOLDER_TOKENS, processor_config_mismatches,
+                                      processor_token_counts, read_json_next_to)
 from .media_nano_emox import (
     DEFAULT_SAMPLING_RATE,
     FaceTrack,
@@ -65,12 +66,11 @@ from .media_nano_emox import (
 
 # Token counts of the full-size model (the config defaults), used when neither counts nor a config are given.
 FULL_SIZE_TOKEN_COUNTS = {"num_video_tokens": 32, "num_audio_tokens": 32, "num_face_tokens": 4, "num_fusion_tokens": 1}
-PLACEHOLDERS = {"video": "<video>", "audio": "<audio>", "face": "<face>", "fusion": "<fusion>"}
+PLACEHOLDERS = PLACEHOLDER_TOKENS
 THINK_START, THINK_END = "<think>", "</think>"
 MODALITIES = ("fusion", "audio", "face", "video")  # prompt order (public code: fusion, audio, face, frames)
 IMAGENET_MEAN = [0.485, 0.456, 0.406]  # the Swin face backbone is an ImageNet model
 IMAGENET_STD = [0.229, 0.224, 0.225]
-IGNORE_INDEX = -100
 MIN_AUDIO_SAMPLES = 400  # HuBERT's convolutional front end needs 25 ms for one frame
 
 # ----------------------------------------------------------------------------------------------------
@@ -96,6 +96,7 @@ TASK_TEMPLATES = {
     "Fourthly, Determine the goal of your response in this particular instance, such as alleviating anxiety, "
     "offering reassurance, or expressing understanding.",
 }
+TASKS = tuple(TASK_TEMPLATES)  # MER, OV-MER, ERI, MIR, ERG
 # MER without a candidate list (the public code's "onehot_wo_candidates" question).
 MER_OPEN_TEMPLATE = "Please recognize the character's most likely emotional state."
 TASK_ALIASES = {

@@ -29,8 +29,8 @@ is a Hugging Face Swin checkpoint in the Hub's classic key names (``AutoModel.fr
 transformers 5.x) plus the fusion weights and ``facexformer_conversion.json`` (source, SHA-256, ignored keys). The
 converter loads the folder back and checks that every tensor arrived.
 
-This file is not part of the remote code (nothing imports it from the model); it needs torch, transformers and
-safetensors (a transformers dependency).
+A tool, not remote code: it lives outside the model folder (``save_pretrained`` does not ship it); it needs torch,
+transformers and safetensors (a transformers dependency).
 """
 
 import argparse
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import torch
 
-from .modeling_nano_emox import FACE_FUSION_WEIGHTS
+from mmaffect.models.nano_emox.modeling_nano_emox import FACE_FUSION_WEIGHTS
 
 CONVERSION_RECORD = "facexformer_conversion.json"
 IGNORED_PREFIXES = ("face_decoder.", "pe_layer.")
