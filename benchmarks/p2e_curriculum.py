@@ -181,7 +181,8 @@ def write_results(section: str, path: Path = RESULTS) -> None:
 
 
 def main(argv=None) -> int:
-    from mmaffect.train.p2e_synthetic import make_learnable_corpus, pretrain_tiny_language_model
+    from mmaffect.train.p2e_synthetic import make_learnable_corpus
+    from mmaffect.train.p2e_tiny_lm import pretrain_tiny_language_model
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/p2e_curriculum"))

@@ -185,7 +185,7 @@ def test_one_path_variable_syntax_with_the_old_one_as_an_alias(tmp_path, capsys,
     assert "'{data_root}' is the old spelling of '${data_root}'" in capsys.readouterr().err
     assert mc.expand_variables("dia{D}_utt{U}.mp4", {"data_root": "x"}) == "dia{D}_utt{U}.mp4"  # no variable named
     lgsrr = resolved(LGSRR, "--data_dir", "${demo_data}/data_text")
-    from mmaffect.train.lgsrr import DEMO_DATA, expand_path
+    from mmaffect.train.paths import DEMO_DATA, expand_path
 
     assert expand_path(lgsrr.data_dir) == f"{DEMO_DATA}/data_text"
 

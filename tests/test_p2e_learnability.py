@@ -12,7 +12,8 @@ import pytest
 
 from mmaffect.evaluation.cli import main as evaluate_main
 from mmaffect.train.p2e import load_run_config, run_from_config
-from mmaffect.train.p2e_synthetic import derive_corpus, make_learnable_corpus, pretrain_tiny_language_model
+from mmaffect.train.p2e_synthetic import derive_corpus, make_learnable_corpus
+from mmaffect.train.p2e_tiny_lm import pretrain_tiny_language_model
 
 pytestmark = pytest.mark.slow
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "p2e_learnable_tiny.yaml"

@@ -19,7 +19,7 @@ Both trainers (``mmaffect train``: LGSRR and Nano-EmoX P2E) and ``mmaffect extra
 
 A *schema* says which keys a config accepts: :class:`Fields` (a closed mapping: ``{name: schema}``),
 :class:`Open` (any key, each value of one schema), :class:`ListOf`, or a leaf type name (``"int"``, ``"float"``,
-``"bool"``, ``"str"``, ``"any"``). :func:`schema_for` returns the schema of a model type.
+``"bool"``, ``"str"``, ``"any"``). ``mmaffect.train.cli.schema_for`` returns the schema of a model type.
 """
 
 from __future__ import annotations
@@ -391,23 +391,6 @@ def dataclass_schema(cls, **nested: Any) -> Fields:
     return Fields({**fields, **{k: v for k, v in nested.items() if k not in fields}}, defaults)
 
 
-# model_type -> "module:function" returning its schema (imported only when asked for)
-SCHEMAS = {
-    "lgsrr": "mmaffect.train.lgsrr:config_schema",
-    "nano_emox": "mmaffect.train.p2e_phases:config_schema",
-}
-
-
-def schema_for(model_type: str) -> Fields:
-    """The keys a config of ``model_type`` accepts."""
-    from importlib import import_module
-
-    if model_type not in SCHEMAS:
-        raise ConfigError(f"model_type {model_type!r} is unknown; expected one of {sorted(SCHEMAS)}")
-    module, _, name = SCHEMAS[model_type].partition(":")
-    return getattr(import_module(module), name)()
-
-
 def describe_keys(schema: Any, prefix: str = "") -> list[str]:
     """``--help`` lines: every key a user can set (dotted), with its default where it has one."""
     lines = []
@@ -450,5 +433,5 @@ def read_command_line(argv: Sequence[str], command: str = "mmaffect train") -> t
 
 __all__ = ["ConfigError", "Fields", "ListOf", "Open", "Override", "apply_overrides", "check_keys", "dataclass_schema",
            "deep_merge", "deprecated", "describe_keys", "expand_variables", "fold_phase_overrides", "merge_inherited",
-           "overrides_to_dict", "parse_args", "read_command_line", "read_value", "read_config", "read_mapping", "schema_for", "shared_data_root",
+           "overrides_to_dict", "parse_args", "read_command_line", "read_value", "read_config", "read_mapping", "shared_data_root",
            "split_options", "typed", "unknown_key"]

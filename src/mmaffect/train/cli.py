@@ -24,6 +24,7 @@ from importlib import import_module
 
 from mmaffect.config import (
     ConfigError,
+    Fields,
     Override,
     apply_overrides,
     check_keys,
@@ -33,7 +34,6 @@ from mmaffect.config import (
     parse_args,
     read_command_line,
     read_config,
-    schema_for,
     split_options,
 )
 
@@ -56,6 +56,24 @@ TRAINERS = {
     "lgsrr": "mmaffect.train.cli:run_lgsrr",
     "nano_emox": "mmaffect.train.p2e:main_from_config",
 }
+
+
+# model_type -> "module:function" returning its schema (imported only when asked for: the dispatcher knows
+# the trainers, mmaffect.config does not, so the reader stays below them in the import graph)
+SCHEMAS = {
+    "lgsrr": "mmaffect.train.lgsrr:config_schema",
+    "nano_emox": "mmaffect.train.p2e_phases:config_schema",
+}
+
+
+def schema_for(model_type: str) -> Fields:
+    """The keys a config of ``model_type`` accepts."""
+    from importlib import import_module
+
+    if model_type not in SCHEMAS:
+        raise ConfigError(f"model_type {model_type!r} is unknown; expected one of {sorted(SCHEMAS)}")
+    module, _, name = SCHEMAS[model_type].partition(":")
+    return getattr(import_module(module), name)()
 
 
 def parse_overrides(argv: list[str]) -> dict:
