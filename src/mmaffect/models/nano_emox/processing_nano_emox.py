@@ -605,9 +605,6 @@ class NanoEmoXProcessor(ProcessorMixin):
             A video is kept when the prompt has ``<video>`` or ``<fusion>``, audio when it has ``<audio>`` or
             ``<fusion>``, faces when it has ``<face>``.
         """
-        import numpy as np
-        import torch
-
         if kwargs:
             raise TypeError(f"NanoEmoXProcessor got unexpected arguments {sorted(kwargs)}")
         if return_tensors not in ("pt", None):
@@ -615,51 +612,68 @@ class NanoEmoXProcessor(ProcessorMixin):
         if text is None:
             raise ValueError("NanoEmoXProcessor needs text (chat-formatted prompts, see build_prompt)")
         texts = [text] if isinstance(text, str) else list(text)
+        if not texts:
+            raise ValueError("NanoEmoXProcessor needs at least one prompt")
         batch = len(texts)
         videos = self._per_sample("videos", videos, batch)
         audio = self._per_sample("audio", audio, batch)
         faces = self._per_sample("faces", faces, batch)
         answers = self._per_sample("answers", answers, batch)
+        media = self._collect_media(self._placeholder_counts(texts), videos, audio, faces)
+        data = self._media_tensors(media)
+        data.update(self._text_tensors(texts, answers, padding_side, max_length))
+        return BatchFeature(data=data)
 
-        # ---- which modalities does each prompt use
+    # ------------------------------------------------------------------ __call__ steps
+    @staticmethod
+    def _placeholder_counts(texts: list[str]) -> list[dict[str, int]]:
+        """How often each prompt names each modality's placeholder; more than once is an error."""
         counts = [{name: t.count(tok) for name, tok in PLACEHOLDERS.items()} for t in texts]
         for index, count in enumerate(counts):
             repeated = [PLACEHOLDERS[name] for name, n in count.items() if n > 1]
             if repeated:
                 raise ValueError(f"text[{index}] has more than one {repeated}; each modality is used once per sample")
+        return counts
 
-        # ---- media
-        frames_per_sample: list[Any] = [None] * batch
-        video_rows, audio_rows, face_rows = [], [], []
-        waveforms, face_tracks = [], []
-        for index in range(batch):
-            uses = counts[index]
+    def _collect_media(self, counts, videos: list, audio: list, faces: list) -> dict[str, list]:
+        """Read and check the media each prompt uses: the sample rows of each modality and their inputs."""
+        media: dict[str, list] = {"video_rows": [], "frames": [], "audio_rows": [], "waveforms": [],
+                                  "face_rows": [], "face_tracks": []}  # fmt: skip
+        for index, uses in enumerate(counts):
+            frames = None
             if uses["video"] or uses["fusion"] or (uses["face"] and faces[index] is None):
                 if videos[index] is None:
                     needed = [PLACEHOLDERS[m] for m in ("video", "fusion", "face") if uses[m]]
                     raise ValueError(f"text[{index}] uses {needed} but videos[{index}] is None")
-                frames_per_sample[index] = self._frames(videos[index], f"videos[{index}]")
+                frames = self._frames(videos[index], f"videos[{index}]")
             if uses["video"] or uses["fusion"]:
-                video_rows.append(index)
+                media["video_rows"].append(index)
+                media["frames"].append(frames)
             if uses["audio"] or uses["fusion"]:
                 if audio[index] is None:
                     needed = [PLACEHOLDERS[m] for m in ("audio", "fusion") if uses[m]]
                     raise ValueError(f"text[{index}] uses {needed} but audio[{index}] is None")
-                waveforms.append(self._waveform(audio[index], f"audio[{index}]"))
-                audio_rows.append(index)
+                media["waveforms"].append(self._waveform(audio[index], f"audio[{index}]"))
+                media["audio_rows"].append(index)
             if uses["face"]:
-                face_tracks.append(self._face_track(faces[index], frames_per_sample[index], f"faces[{index}]"))
-                face_rows.append(index)
+                media["face_tracks"].append(self._face_track(faces[index], frames, f"faces[{index}]"))
+                media["face_rows"].append(index)
+        return media
+
+    def _media_tensors(self, media: dict[str, list]) -> dict[str, Any]:
+        """Model inputs of the collected media: CLIP pixels, padded waveforms, normalised face crops + row indices."""
+        import numpy as np
+        import torch
 
         data: dict[str, Any] = {}
-        if video_rows:
-            flat = [frame for row in video_rows for frame in frames_per_sample[row]]
+        if media["video_rows"]:
+            flat = [frame for frames in media["frames"] for frame in frames]
             pixels = self.image_processor(images=flat, return_tensors="pt")["pixel_values"]
-            data["pixel_values_videos"] = pixels.reshape(len(video_rows), self.num_frames, *pixels.shape[1:])
-            data["video_sample_index"] = torch.tensor(video_rows, dtype=torch.long)
-        if audio_rows:
+            data["pixel_values_videos"] = pixels.reshape(len(media["video_rows"]), self.num_frames, *pixels.shape[1:])
+            data["video_sample_index"] = torch.tensor(media["video_rows"], dtype=torch.long)
+        if media["audio_rows"]:
             features = self.feature_extractor(
-                waveforms,
+                media["waveforms"],
                 sampling_rate=self.sampling_rate,
                 padding=True,
                 return_attention_mask=True,
@@ -667,59 +681,70 @@ class NanoEmoXProcessor(ProcessorMixin):
             )
             data["input_values"] = features["input_values"]
             data["audio_attention_mask"] = features["attention_mask"]
-            data["audio_sample_index"] = torch.tensor(audio_rows, dtype=torch.long)
-        if face_rows:
-            crops = np.stack([track.crops for track in face_tracks]).astype(np.float32) / 255.0
+            data["audio_sample_index"] = torch.tensor(media["audio_rows"], dtype=torch.long)
+        if media["face_rows"]:
+            tracks = media["face_tracks"]
+            crops = np.stack([track.crops for track in tracks]).astype(np.float32) / 255.0
             mean = np.asarray(self.face_image_mean, dtype=np.float32)
             std = np.asarray(self.face_image_std, dtype=np.float32)
             crops = (crops - mean) / std  # (Nf, T, S, S, 3)
             data["face_pixel_values"] = torch.from_numpy(crops).permute(0, 1, 4, 2, 3).contiguous()
-            data["face_frame_mask"] = torch.tensor([track.found for track in face_tracks], dtype=torch.bool)
-            data["face_sample_index"] = torch.tensor(face_rows, dtype=torch.long)
+            data["face_frame_mask"] = torch.tensor([track.found for track in tracks], dtype=torch.bool)
+            data["face_sample_index"] = torch.tensor(media["face_rows"], dtype=torch.long)
+        return data
 
-        # ---- text: expand placeholders, tokenise, append answers
-        expanded = []
-        for t in texts:
-            for name, tok in PLACEHOLDERS.items():
-                t = t.replace(tok, tok * self.tokens_per_modality()[name])
-            expanded.append(t)
+    def _expand_placeholders(self, text: str) -> str:
+        """Each placeholder repeated as many times as its branch has tokens."""
+        for name, count in self.tokens_per_modality().items():
+            text = text.replace(PLACEHOLDERS[name], PLACEHOLDERS[name] * count)
+        return text
+
+    def _text_tensors(self, texts: list[str], answers: list, padding_side: str, max_length: int | None) -> dict[str, Any]:
+        """``input_ids``, ``attention_mask`` (and ``labels``): all prompts and answers tokenised in one tokenizer
+        call, padded by the tokenizer. Prompt and answer are tokenised apart (as two texts) so the answer's first
+        token never merges with the prompt's last; the eos id follows each answer."""
+        import torch
+
         eos_id = self.tokenizer.eos_token_id
         if eos_id is None and any(a is not None for a in answers):
             raise ValueError("the tokenizer has no eos_token: cannot end the answers for training")
-        sequences, label_rows = [], []
-        for index, t in enumerate(expanded):
-            ids = self.tokenizer(t, add_special_tokens=False)["input_ids"]
-            labels = [IGNORE_INDEX] * len(ids)
-            if answers[index] is not None:
-                answer_ids = self.tokenizer(answers[index] + self.answer_suffix, add_special_tokens=False)["input_ids"] + [eos_id]
-                ids = ids + answer_ids
-                labels = labels + answer_ids
+        prompts = [self._expand_placeholders(t) for t in texts]
+        targets = [answer + self.answer_suffix for answer in answers if answer is not None]
+        encoded = self.tokenizer(prompts + targets, add_special_tokens=False)["input_ids"]
+        target_ids = iter(encoded[len(prompts) :])
+        sequences, answer_lengths = [], []
+        for index, (ids, answer) in enumerate(zip(encoded[: len(prompts)], answers)):
+            answer_ids = [] if answer is None else [*next(target_ids), eos_id]
+            ids = [*ids, *answer_ids]
             if max_length is not None and len(ids) > max_length:
                 raise ValueError(f"text[{index}] is {len(ids)} tokens long after placeholder expansion, over max_length={max_length}")
             sequences.append(ids)
-            label_rows.append(labels)
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos_id
-        if pad_id is None:
-            raise ValueError("the tokenizer has neither pad_token nor eos_token to pad the batch with")
-        width = max(len(ids) for ids in sequences)
-        input_ids, attention, labels = [], [], []
-        for ids, lab in zip(sequences, label_rows):
-            pad = width - len(ids)
-            if padding_side == "left":
-                input_ids.append([pad_id] * pad + ids)
-                attention.append([0] * pad + [1] * len(ids))
-                labels.append([IGNORE_INDEX] * pad + lab)
-            elif padding_side == "right":
-                input_ids.append(ids + [pad_id] * pad)
-                attention.append([1] * len(ids) + [0] * pad)
-                labels.append(lab + [IGNORE_INDEX] * pad)
-            else:
-                raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
-        data["input_ids"] = torch.tensor(input_ids, dtype=torch.long)
-        data["attention_mask"] = torch.tensor(attention, dtype=torch.long)
+            answer_lengths.append(len(answer_ids))
+        padded = self._pad(sequences, padding_side)
+        data = {"input_ids": padded["input_ids"].long(), "attention_mask": padded["attention_mask"].long()}
         if any(a is not None for a in answers):
-            data["labels"] = torch.tensor(labels, dtype=torch.long)
-        return BatchFeature(data=data)
+            # The answer is the last `answer_lengths[row]` real tokens of each row, whichever side the padding is.
+            real = data["attention_mask"].bool()
+            tokens_from_here = data["attention_mask"].flip(-1).cumsum(-1).flip(-1)
+            in_answer = real & (tokens_from_here <= torch.tensor(answer_lengths, dtype=torch.long)[:, None])
+            data["labels"] = data["input_ids"].masked_fill(~in_answer, IGNORE_INDEX)
+        return data
+
+    def _pad(self, sequences: list[list[int]], padding_side: str):
+        """``tokenizer.pad`` to the longest row; a tokenizer without a pad token pads with its eos token."""
+        tokenizer = self.tokenizer
+        pad_token = tokenizer.pad_token
+        if pad_token is None and tokenizer.eos_token is None:
+            raise ValueError("the tokenizer has neither pad_token nor eos_token to pad the batch with")
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+        if pad_token is None:  # borrowed for this call only; the tokenizer is left as it was given
+            tokenizer.pad_token = tokenizer.eos_token
+        try:
+            return tokenizer.pad({"input_ids": sequences}, padding=True, padding_side=padding_side,
+                                 return_attention_mask=True, return_tensors="pt")  # fmt: skip
+        finally:
+            tokenizer.pad_token = pad_token
 
     def to_dict(self) -> dict[str, Any]:
         # The face detector is a runtime object (an OpenCV classifier cannot be copied or saved).
