@@ -483,25 +483,38 @@ def load_benchmark(
                             unquote=unquote_descriptions, encoding=encoding)
         features["aspects"] = List(Value("string"), length=len(aspect_order))
     if ranks_file is not None:
-        rank_files = dict(ranks_file) if isinstance(ranks_file, Mapping) else {"train": ranks_file}
-        unknown = sorted(set(rank_files) - set(splits))
-        if unknown:
-            raise ValueError(f"ranks_file names split(s) {unknown}; the splits are {list(splits)}")
-        attach_ranks(splits, {split: Path(path) for split, path in rank_files.items()}, aspect_order, bad_rows,
-                     encoding=encoding)
+        _attach_rank_files(splits, ranks_file, aspect_order, bad_rows, encoding)
         features["aspect_ranks"] = List(Value("int32"), length=len(aspect_order))
     if media_dir is not None:
-        given = media_dir.values() if isinstance(media_dir, Mapping) else [media_dir]
-        absent = [os.fspath(folder) for folder in given if not Path(folder).is_dir()]
-        if absent:
-            raise FileNotFoundError(f"media_dir folder(s) not found: {absent}")
-        for split, rows in splits.items():
+        _check_media_dirs(media_dir)
+        for split, rows in splits.items():  # here, not in a helper: attach_media's warning names the caller's line
             attach_media(bench, split, rows, media_dir, allow_outside_data_root)
         features["video"] = Value("string")
         features["audio"] = Value("string")
     bad_rows.warn(f"load_benchmark({bench.name!r})")
+    return _dataset_dict(bench, splits, Features(features), cache_dir, keep_in_memory)
 
-    features = Features(features)
+
+def _attach_rank_files(splits: dict, ranks_file, aspect_order: Sequence[str], bad_rows: BadRows, encoding: str) -> None:
+    """``load_benchmark``'s ``ranks_file`` (one file for ``train``, or ``{split: file}``) joined onto its splits."""
+    rank_files = dict(ranks_file) if isinstance(ranks_file, Mapping) else {"train": ranks_file}
+    unknown = sorted(set(rank_files) - set(splits))
+    if unknown:
+        raise ValueError(f"ranks_file names split(s) {unknown}; the splits are {list(splits)}")
+    attach_ranks(splits, {split: Path(path) for split, path in rank_files.items()}, aspect_order, bad_rows,
+                 encoding=encoding)
+
+
+def _check_media_dirs(media_dir) -> None:
+    """``load_benchmark``'s ``media_dir`` (one folder, or ``{split: folder}``): every folder must exist."""
+    given = media_dir.values() if isinstance(media_dir, Mapping) else [media_dir]
+    absent = [os.fspath(folder) for folder in given if not Path(folder).is_dir()]
+    if absent:
+        raise FileNotFoundError(f"media_dir folder(s) not found: {absent}")
+
+
+def _dataset_dict(bench: Benchmark, splits: dict, features: Features, cache_dir, keep_in_memory: bool) -> DatasetDict:
+    """One ``Dataset`` per split; a split left without rows is an error."""
     dataset = DatasetDict()
     for split, rows in splits.items():
         if not rows.rows:

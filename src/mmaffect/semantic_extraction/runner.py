@@ -8,6 +8,7 @@ to the cache at once. (The ERI judge of the metrics package can use it the same 
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -147,69 +148,89 @@ def run_samples(
             if uid(item) not in done or (retry_failed and done[uid(item)]["status"] == "failed")]
     report.total = len(items)
     report.from_cache = len(items) - len(todo)
-    consecutive_errors = 0
-    transient: dict[str, str] = {}
-
-    def settle(item: Any, outcome: Outcome) -> None:
-        nonlocal consecutive_errors
-        if outcome.final:
-            cache.put_result(fingerprint, uid(item), step=step, status=outcome.status, value=outcome.value,
-                             error=outcome.error)
-            consecutive_errors = 0
-        else:
-            transient[uid(item)] = outcome.error or "failed"
-            consecutive_errors = consecutive_errors + 1 if outcome.backend_error else 0
-            if consecutive_errors >= max_consecutive_backend_errors:
-                raise TooManyBackendErrors(
-                    f"{consecutive_errors} samples in a row failed with backend errors (last: {outcome.error}); "
-                    "stopping - everything finished so far is cached, rerun to continue"
-                )
-
-    def guarded(item: Any) -> Outcome:
-        try:
-            return process(item)
-        except BackendFatalError:
-            raise
-        except BackendError as error:
-            return Outcome("failed", None, f"backend: {error}", final=False, backend_error=True)
-
+    settle = _Settle(cache, fingerprint, step, uid, max_consecutive_backend_errors)
+    work = functools.partial(_guarded, process)
     bar = tqdm(total=len(items), initial=report.from_cache, desc=f"{step} {report.split}", unit="sample",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
     try:
         if concurrency <= 1:
             for item in todo:
-                settle(item, guarded(item))
+                settle(item, work(item))
                 bar.update(1)
         else:
-            pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"mmaffect-{step}")
-            try:
-                pending = iter(todo)
-                running = {}
-                for item in pending:  # keep at most 2x concurrency queued so a stop cancels quickly
-                    running[pool.submit(guarded, item)] = item
-                    if len(running) >= 2 * concurrency:
-                        break
-                while running:
-                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        item = running.pop(future)
-                        settle(item, future.result())
-                        bar.update(1)
-                        following = next(pending, None)
-                        if following is not None:
-                            running[pool.submit(guarded, following)] = following
-            finally:
-                # on any stop, let in-flight calls finish (their replies land in the cache)
-                pool.shutdown(wait=True, cancel_futures=True)
+            _run_in_threads(todo, work, settle, bar, concurrency, step)
     finally:
         bar.close()
         report.seconds += time.monotonic() - start
 
     results = cache.results(fingerprint)
     by_uid = {uid(item): results[uid(item)] for item in items if uid(item) in results}
+    _count_outcomes(report, by_uid, settle.transient)
+    return by_uid
+
+
+class _Settle:
+    """Records each outcome as it arrives: final ones in the cache, the others (not cached) in ``transient``;
+    raises :class:`TooManyBackendErrors` after too many backend errors in a row."""
+
+    def __init__(self, cache: ResponseCache, fingerprint: str, step: str, uid: Callable[[Any], str], limit: int):
+        self.cache, self.fingerprint, self.step, self.uid, self.limit = cache, fingerprint, step, uid, limit
+        self.consecutive_errors = 0
+        self.transient: dict[str, str] = {}
+
+    def __call__(self, item: Any, outcome: Outcome) -> None:
+        if outcome.final:
+            self.cache.put_result(self.fingerprint, self.uid(item), step=self.step, status=outcome.status,
+                                  value=outcome.value, error=outcome.error)
+            self.consecutive_errors = 0
+            return
+        self.transient[self.uid(item)] = outcome.error or "failed"
+        self.consecutive_errors = self.consecutive_errors + 1 if outcome.backend_error else 0
+        if self.consecutive_errors >= self.limit:
+            raise TooManyBackendErrors(
+                f"{self.consecutive_errors} samples in a row failed with backend errors (last: {outcome.error}); "
+                "stopping - everything finished so far is cached, rerun to continue"
+            )
+
+
+def _guarded(process: Callable[[Any], Outcome], item: Any) -> Outcome:
+    """``process(item)``, with a (non-fatal) backend error turned into a transient failure."""
+    try:
+        return process(item)
+    except BackendFatalError:
+        raise
+    except BackendError as error:
+        return Outcome("failed", None, f"backend: {error}", final=False, backend_error=True)
+
+
+def _run_in_threads(todo: list, work: Callable[[Any], Outcome], settle: _Settle, bar, concurrency: int, step: str) -> None:
+    """Run ``work`` on ``todo`` in ``concurrency`` threads, settling each outcome (in this thread) as it finishes."""
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"mmaffect-{step}")
+    try:
+        pending = iter(todo)
+        running = {}
+        for item in pending:  # keep at most 2x concurrency queued so a stop cancels quickly
+            running[pool.submit(work, item)] = item
+            if len(running) >= 2 * concurrency:
+                break
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                item = running.pop(future)
+                settle(item, future.result())
+                bar.update(1)
+                following = next(pending, None)
+                if following is not None:
+                    running[pool.submit(work, following)] = following
+    finally:
+        # on any stop, let in-flight calls finish (their replies land in the cache)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _count_outcomes(report: StepReport, by_uid: dict[str, dict], transient: dict[str, str]) -> None:
+    """Fill ``report``'s ok / failed counts and failures (transient failures of this run included)."""
     report.ok = sum(1 for u, r in by_uid.items() if r["status"] == "ok" and u not in transient)
     report.failures = [(u, r["error"] or "failed") for u, r in by_uid.items()
                        if r["status"] == "failed" and u not in transient]
     report.failures += sorted(transient.items())
     report.failed = len(report.failures)
-    return by_uid

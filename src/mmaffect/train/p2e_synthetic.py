@@ -100,9 +100,23 @@ def make_synthetic_corpus(root, samples: int = 4, size: int = 32, num_frames: in
         return root
     n = max(2, int(samples))
     clip = lambda path, seed, audio=True: write_clip(path, seed, num_frames, size, audio=audio)  # noqa: E731
+    _write_crema_d(root, n)
+    _write_m3ed(root, n)
+    for i in range(n):  # CAER: {split}/{Emotion}/{clip}.avi (video only)
+        clip(root / "CAER" / "train" / ("Happy", "Sad", "Anger", "Surprise")[i % 4] / f"{i + 1:04d}.avi", 20 + i, audio=False)
+    _write_ferv39k(root, n, size, num_frames)
+    _write_mintrec(root, n, clip)
+    _write_mintrec2(root, n, clip)
+    _write_mer_caption(root, n, clip)
+    _write_merr_fine(root, n, clip)
+    _write_avamerg(root, n, clip)
+    (root / "SYNTHETIC_P2E_CORPUS").write_text("written by mmaffect.train.p2e_synthetic.make_synthetic_corpus\n", encoding="utf-8")
+    return root
 
-    # CREMA-D: the Nano-EmoX chat records at the top level, as in the release (paths on the authors' disk) +
-    # CREMA-D/AudioWAV/{stem}.wav
+
+def _write_crema_d(root: Path, n: int) -> None:
+    """CREMA-D: the Nano-EmoX chat records at the top level, as in the release (paths on the authors' disk) +
+    CREMA-D/AudioWAV/{stem}.wav"""
     crema = []
     for i in range(n):
         code = ("ANG", "HAP", "SAD", "NEU")[i % 4]
@@ -112,7 +126,9 @@ def make_synthetic_corpus(root, samples: int = 4, size: int = 32, num_frames: in
                       "audios": [f"/home/authors/crema_d/audio/{stem}.wav"]})  # fmt: skip
     _json(root / "crema_d_annotations.json", crema)
 
-    # M3ED: annotation.json + splitInfo + modality_speech/{speaker}_{utt}.wav
+
+def _write_m3ed(root: Path, n: int) -> None:
+    """M3ED: annotation.json + splitInfo + modality_speech/{speaker}_{utt}.wav"""
     dialog = {}
     for i in range(n):
         utt = f"movie_a_1_{i + 1}"
@@ -124,11 +140,9 @@ def make_synthetic_corpus(root, samples: int = 4, size: int = 32, num_frames: in
     for split, movies in (("train", "movie_a\n"), ("val", "movie_b\n"), ("test", "movie_c\n")):
         (root / "M3ED" / "splitInfo" / f"movie_list_{split}.txt").write_text(movies, encoding="utf-8")
 
-    # CAER: {split}/{Emotion}/{clip}.avi (video only)
-    for i in range(n):
-        clip(root / "CAER" / "train" / ("Happy", "Sad", "Anger", "Surprise")[i % 4] / f"{i + 1:04d}.avi", 20 + i, audio=False)
 
-    # FERV39k: split csv + frame folders
+def _write_ferv39k(root: Path, n: int, size: int, num_frames: int) -> None:
+    """FERV39k: split csv + frame folders"""
     lines = []
     for i in range(n):
         rel = f"Action/Scene{i % 2}/{i + 1:04d}"
@@ -137,7 +151,9 @@ def make_synthetic_corpus(root, samples: int = 4, size: int = 32, num_frames: in
     (root / "FERV39k" / "4_setups" / "All_scenes").mkdir(parents=True, exist_ok=True)
     (root / "FERV39k" / "4_setups" / "All_scenes" / "train_All.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    # MIntRec: Nano-EmoX chat records + video/{S}_{E}_{clip}.mp4
+
+def _write_mintrec(root: Path, n: int, clip) -> None:
+    """MIntRec: Nano-EmoX chat records + video/{S}_{E}_{clip}.mp4"""
     intents = ("Complain", "Praise", "Thank", "Inform")
     for split, count in (("train", n), ("test", 2)):
         records = []
@@ -149,7 +165,9 @@ def make_synthetic_corpus(root, samples: int = 4, size: int = 32, num_frames: in
                             "videos": [f"/home/authors/MIntRec/video/{stem}.mp4"]})  # fmt: skip
         _json(root / "MIntRec" / f"{split}_MIntRec_ann.json", records)
 
-    # MIntRec2.0 in the release's folder name MIntRec2/: the LGSRR / MIntRec2.0 tsv files + video/dia{D}_utt{U}.mp4
+
+def _write_mintrec2(root: Path, n: int, clip) -> None:
+    """MIntRec2.0 in the release's folder name MIntRec2/: the LGSRR / MIntRec2.0 tsv files + video/dia{D}_utt{U}.mp4"""
     header = "Dialogue_id\tUtterance_id\tText\tLabel\tStart_timestamp\tEnd_timestamp\tSource\tspeaker_name\n"
     labels2 = ("Greet", "Thank", "Inform", "Doubt")
     for split, dialogue in (("train", 0), ("dev", 1), ("test", 2)):
@@ -161,7 +179,9 @@ def make_synthetic_corpus(root, samples: int = 4, size: int = 32, num_frames: in
         (root / "MIntRec2").mkdir(parents=True, exist_ok=True)
         (root / "MIntRec2" / f"{split}.tsv").write_text(header + "".join(rows), encoding="utf-8")
 
-    # MER-Caption+: track2 (OV labels), track3 (reasons), subtitles, video/{name}.mp4 + audio/{name}.wav
+
+def _write_mer_caption(root: Path, n: int, clip) -> None:
+    """MER-Caption+: track2 (OV labels), track3 (reasons), subtitles, video/{name}.mp4 + audio/{name}.wav"""
     ov, reasons, subs = ["name,openset\n"], ["name,reason\n"], ["name,chinese,english\n"]
     for i in range(n):
         name = f"sample_{i:08d}"
@@ -173,7 +193,9 @@ def make_synthetic_corpus(root, samples: int = 4, size: int = 32, num_frames: in
     for file, rows in (("track2_train_mercaptionplus.csv", ov), ("track3_train_mercaptionplus.csv", reasons), ("subtitle_chieng.csv", subs)):
         (root / "MER-Caption+" / file).write_text("".join(rows), encoding="utf-8")
 
-    # MERR-Fine: json keyed by sample + video/{sample}.mp4
+
+def _write_merr_fine(root: Path, n: int, clip) -> None:
+    """MERR-Fine: json keyed by sample + video/{sample}.mp4"""
     merr = {}
     for i in range(n):
         name = f"sample_{100 + i:08d}"
@@ -183,7 +205,9 @@ def make_synthetic_corpus(root, samples: int = 4, size: int = 32, num_frames: in
                       "smp_reason_caption": f"The brows are lowered and the voice is tense, suggesting {EMOTIONS[i % 4]}."}  # fmt: skip
     _json(root / "MERR" / "MERR_fine_grained.json", merr)
 
-    # AvaMERG: conversations with turns; media of each speaker turn dia{conv}utt{2*turn}_{speaker}.mp4/.wav
+
+def _write_avamerg(root: Path, n: int, clip) -> None:
+    """AvaMERG: conversations with turns; media of each speaker turn dia{conv}utt{2*turn}_{speaker}.mp4/.wav"""
     conversations = []
     for c in range(max(1, n // 2)):
         turns = []
@@ -204,9 +228,6 @@ def make_synthetic_corpus(root, samples: int = 4, size: int = 32, num_frames: in
         conversations.append({"conversation_id": str(c), "speaker_profile": {"ID": f"spk{c}"}, "listener_profile": {"ID": "L"},
                               "topic": "study", "turns": turns})  # fmt: skip
     _json(root / "AvaMERG" / "train.json", conversations)
-
-    (root / "SYNTHETIC_P2E_CORPUS").write_text("written by mmaffect.train.p2e_synthetic.make_synthetic_corpus\n", encoding="utf-8")
-    return root
 
 
 # --------------------------------------------------------------------------------------------------- learnable

@@ -108,6 +108,88 @@ IGNORE_INDEX = -100  # label of a position the loss skips (prompt, padding, medi
 REASONING_TOKENS = ("<think>", "</think>")
 ADAPTER_STYLES = ("heterogeneous", "uniform_mlp")
 
+# The arguments of ``NanoEmoXConfig.tiny()`` (see its docstring); it deep-copies them, so overrides never change them.
+TINY_PRESET: dict[str, Any] = {
+    "vision_config": {
+        "model_type": "clip_vision_model",
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "projection_dim": 16,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 2,
+        "image_size": 32,
+        "patch_size": 8,
+    },
+    "audio_config": {
+        "model_type": "hubert",
+        "hidden_size": 16,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+        "conv_dim": [8, 8],
+        "conv_stride": [5, 4],
+        "conv_kernel": [10, 4],
+        "num_conv_pos_embeddings": 8,
+        "num_conv_pos_embedding_groups": 2,
+        "feat_extract_norm": "layer",
+        "do_stable_layer_norm": True,
+        "conv_bias": True,
+        "layerdrop": 0.0,
+        "apply_spec_augment": False,
+    },
+    "face_config": {
+        "backbone_config": {
+            "model_type": "swin",
+            "image_size": 32,
+            "patch_size": 2,  # stage maps 16/8/4/2: every stage keeps a full 2x2 window
+            "embed_dim": 8,
+            "depths": [1, 1, 1, 1],
+            "num_heads": [1, 1, 2, 2],
+            "window_size": 2,
+            "drop_path_rate": 0.0,
+        },
+        "fusion_hidden_size": 8,
+        "num_temporal_queries": 2,
+        "num_temporal_heads": 2,
+    },
+    "face_adapter_hidden_size": 12,
+    "qformer_config": {
+        "hidden_size": 16,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+        "num_visual_query_tokens": 4,
+        "num_speech_query_tokens": 3,
+    },
+    "fusion_encoder_config": {
+        "audio_layers": [1, 2, 3],
+        "vision_layers": [1, 2, 3],
+        "hidden_size": 16,
+        "num_attention_heads": 2,
+        "intermediate_size": 16,
+        "gate_hidden_size": 16,
+    },
+    "text_config": {
+        "model_type": "qwen2",
+        "vocab_size": 320,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+        "tie_word_embeddings": True,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "pad_token_id": 0,
+    },
+    "video_token_id": 3,
+    "audio_token_id": 4,
+    "face_token_id": 5,
+    "fusion_token_id": 6,
+    "max_frames": 8,
+}
+
 
 class NanoEmoXFaceConfig(PreTrainedConfig):
     r"""FaceXFormer-style face branch (supplement C.1, Fig. 1a).
@@ -383,86 +465,7 @@ class NanoEmoXConfig(PreTrainedConfig):
         Token ids match ``NanoEmoXProcessor.tiny()`` (special tokens first: 0 pad, 1 ``<|im_start|>``,
         2 ``<|im_end|>``, 3..6 the placeholders).
         """
-        kwargs: dict[str, Any] = {
-            "vision_config": {
-                "model_type": "clip_vision_model",
-                "hidden_size": 16,
-                "intermediate_size": 32,
-                "projection_dim": 16,
-                "num_hidden_layers": 3,
-                "num_attention_heads": 2,
-                "image_size": 32,
-                "patch_size": 8,
-            },
-            "audio_config": {
-                "model_type": "hubert",
-                "hidden_size": 16,
-                "num_hidden_layers": 3,
-                "num_attention_heads": 2,
-                "intermediate_size": 32,
-                "conv_dim": [8, 8],
-                "conv_stride": [5, 4],
-                "conv_kernel": [10, 4],
-                "num_conv_pos_embeddings": 8,
-                "num_conv_pos_embedding_groups": 2,
-                "feat_extract_norm": "layer",
-                "do_stable_layer_norm": True,
-                "conv_bias": True,
-                "layerdrop": 0.0,
-                "apply_spec_augment": False,
-            },
-            "face_config": {
-                "backbone_config": {
-                    "model_type": "swin",
-                    "image_size": 32,
-                    "patch_size": 2,  # stage maps 16/8/4/2: every stage keeps a full 2x2 window
-                    "embed_dim": 8,
-                    "depths": [1, 1, 1, 1],
-                    "num_heads": [1, 1, 2, 2],
-                    "window_size": 2,
-                    "drop_path_rate": 0.0,
-                },
-                "fusion_hidden_size": 8,
-                "num_temporal_queries": 2,
-                "num_temporal_heads": 2,
-            },
-            "face_adapter_hidden_size": 12,
-            "qformer_config": {
-                "hidden_size": 16,
-                "num_hidden_layers": 2,
-                "num_attention_heads": 2,
-                "intermediate_size": 32,
-                "num_visual_query_tokens": 4,
-                "num_speech_query_tokens": 3,
-            },
-            "fusion_encoder_config": {
-                "audio_layers": [1, 2, 3],
-                "vision_layers": [1, 2, 3],
-                "hidden_size": 16,
-                "num_attention_heads": 2,
-                "intermediate_size": 16,
-                "gate_hidden_size": 16,
-            },
-            "text_config": {
-                "model_type": "qwen2",
-                "vocab_size": 320,
-                "hidden_size": 32,
-                "intermediate_size": 64,
-                "num_hidden_layers": 2,
-                "num_attention_heads": 4,
-                "num_key_value_heads": 2,
-                "max_position_embeddings": 512,
-                "tie_word_embeddings": True,
-                "bos_token_id": 1,
-                "eos_token_id": 2,
-                "pad_token_id": 0,
-            },
-            "video_token_id": 3,
-            "audio_token_id": 4,
-            "face_token_id": 5,
-            "fusion_token_id": 6,
-            "max_frames": 8,
-        }
+        kwargs: dict[str, Any] = copy.deepcopy(TINY_PRESET)
         for key, value in overrides.items():
             if isinstance(value, dict) and isinstance(kwargs.get(key), dict):
                 merged = copy.deepcopy(kwargs[key])
