@@ -214,3 +214,53 @@ def test_the_cycle_finder_sees_function_level_imports():
 def test_no_import_cycle_inside_the_package():
     cycles = find_cycles(import_graph())
     assert cycles == [], "import cycles (function-level imports included): " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+# --------------------------------------------------------------------------------------------- function length
+MAX_FUNCTION_LINES = 80  # docs/conventions.md: functions fit on a screen (issue 23, item 5)
+# Functions other branches are shortening at the same time (issue 23): the integrator empties this set at merge.
+PENDING_OTHER_BRANCHES = {"_train", "run_phase", "evaluate_benchmark", "score_task", "run_task"}
+
+
+def long_functions(source: str, max_lines: int = MAX_FUNCTION_LINES) -> list[tuple[int, str, int]]:
+    """``(line, name, length)`` of every def / async def (methods and nested functions included) longer than
+    ``max_lines``, counted from the ``def`` line to the last line of the body (decorators not counted)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            if length > max_lines:
+                found.append((node.lineno, node.name, length))
+    return sorted(found)
+
+
+def test_the_length_check_sees_methods_nested_and_async_functions():
+    source = (
+        "@decorator\n"             # 1: decorators are not counted
+        "def top():\n"             # 2: 3 lines
+        "    a = 1\n"
+        "    return a\n"
+        "class A:\n"               # 5
+        "    def method(self):\n"  # 6: 3 lines
+        "        a = 1\n"
+        "        return a\n"
+        "async def outer():\n"     # 9: 6 lines
+        "    def inner():\n"       # 10: 3 lines
+        "        a = 1\n"
+        "        return a\n"
+        "    b = 2\n"
+        "    return inner, b\n"
+    )
+    assert long_functions(source, max_lines=2) == [(2, "top", 3), (6, "method", 3), (9, "outer", 6), (10, "inner", 3)]
+    assert long_functions(source, max_lines=3) == [(9, "outer", 6)]
+    assert long_functions("def f():\n" + "    pass\n" * 80) == [(1, "f", 81)]
+    assert long_functions("def f():\n" + "    pass\n" * 79) == []
+
+
+def test_no_function_over_80_lines_in_src():
+    offenders = []
+    for path in sorted((SRC / "mmaffect").rglob("*.py")):
+        for line, name, length in long_functions(path.read_text(encoding="utf-8")):
+            if name not in PENDING_OTHER_BRANCHES:
+                offenders.append(f"{path.relative_to(SRC.parent)}:{line} {name} ({length} lines)")
+    assert offenders == [], f"functions over {MAX_FUNCTION_LINES} lines (split them into named helpers): " + "; ".join(offenders)
