@@ -211,6 +211,8 @@ def test_bad_padding_side_and_missing_tokens_fail_as_before():
     prompt = processor.build_prompt("MER", modalities="")
     with pytest.raises(ValueError, match="padding_side must be 'left' or 'right', got 'middle'"):
         processor(text=[prompt], padding_side="middle")
+    with pytest.raises(ValueError, match="needs at least one prompt"):  # before: "max() arg is an empty sequence"
+        processor(text=[])
     tokenizer = processor.tokenizer
     tokenizer.pad_token = None  # pads with eos, as before, and the tokenizer keeps no pad token afterwards
     texts = [prompt, processor.build_prompt("MIR", modalities="", candidate_labels=["thank", "complain"])]
