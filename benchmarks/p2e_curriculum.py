@@ -64,7 +64,7 @@ def variants(total: int) -> dict[str, list[dict]]:
 
 def evaluate(model: Path, data: Path, output: Path, modalities: str) -> dict:
     """``mmaffect evaluate`` (greedy, MER prompt); accuracy and the replies."""
-    from mmaffect.evaluation.cli import main as evaluate_main
+    from mmaffect.evaluation.cli_generate import main as evaluate_main
 
     argv = ["--model", str(model), "--dataset", "mer2023", "--data-dir", str(data), "--wheel-dir", str(data / "emotion_wheel"),
             "--prompt-task", "MER", "--decoding", "greedy", "--modalities", modalities, "--max-new-tokens", "10",
