@@ -149,7 +149,7 @@ def format_section(results: dict, command: str) -> str:
     learn = results["learnability"]
     lines = [START, "## P2E learnability and curriculum (tiny Nano-EmoX, learnable synthetic MER corpus, CPU)", "",
              f"`{command}` (benchmarks/p2e_curriculum.py; {results['corpus']}). Accuracy on the 40 held-out clips "
-             "(chance 25 %), `mmaffect evaluate --dataset mer2023 --prompt-task MER --decoding greedy`. Wall times "
+             "(chance 25 %), `mmaffect evaluate generate --dataset mer2023 --prompt-task MER --decoding greedy`. Wall times "
              "were taken on 2 cores shared with other jobs (under load).", "",
              "### Does the chain learn? (configs/p2e_learnable_tiny.yaml, what tests/test_p2e_learnability.py checks)", "",
              f"Phase 3's recipe (visual adapter + LoRA, video frames only), 200 micro-batches of 4 from the pre-trained "
