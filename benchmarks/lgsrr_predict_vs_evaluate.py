@@ -58,7 +58,7 @@ def compare(model: Path, data: Path, output_dir: Path, max_samples: int | None =
     write_input(rows, aspects, output_dir / "test_input.jsonl")
     limit = ["--max-samples", str(max_samples)] if max_samples else []
     start = time.time()
-    assert mmaffect(["evaluate", "--model", str(model), "--dataset", "mintrec2", "--data-dir", str(text_dir),
+    assert mmaffect(["evaluate", "classifier", "--model", str(model), "--dataset", "mintrec2", "--data-dir", str(text_dir),
                      "--descriptions-dir", str(desc_dir), "--split", "test", "--batch-size", str(batch_size),
                      "--output-dir", str(output_dir / "evaluate"), *limit]) == 0
     evaluate_seconds = time.time() - start

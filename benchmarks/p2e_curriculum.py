@@ -64,7 +64,7 @@ def variants(total: int) -> dict[str, list[dict]]:
 
 def evaluate(model: Path, data: Path, output: Path, modalities: str) -> dict:
     """``mmaffect evaluate`` (greedy, MER prompt); accuracy and the replies."""
-    from mmaffect.evaluation.cli import main as evaluate_main
+    from mmaffect.evaluation.cli_generate import main as evaluate_main
 
     argv = ["--model", str(model), "--dataset", "mer2023", "--data-dir", str(data), "--wheel-dir", str(data / "emotion_wheel"),
             "--prompt-task", "MER", "--decoding", "greedy", "--modalities", modalities, "--max-new-tokens", "10",
@@ -149,7 +149,7 @@ def format_section(results: dict, command: str) -> str:
     learn = results["learnability"]
     lines = [START, "## P2E learnability and curriculum (tiny Nano-EmoX, learnable synthetic MER corpus, CPU)", "",
              f"`{command}` (benchmarks/p2e_curriculum.py; {results['corpus']}). Accuracy on the 40 held-out clips "
-             "(chance 25 %), `mmaffect evaluate --dataset mer2023 --prompt-task MER --decoding greedy`. Wall times "
+             "(chance 25 %), `mmaffect evaluate generate --dataset mer2023 --prompt-task MER --decoding greedy`. Wall times "
              "were taken on 2 cores shared with other jobs (under load).", "",
              "### Does the chain learn? (configs/p2e_learnable_tiny.yaml, what tests/test_p2e_learnability.py checks)", "",
              f"Phase 3's recipe (visual adapter + LoRA, video frames only), 200 micro-batches of 4 from the pre-trained "

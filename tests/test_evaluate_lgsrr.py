@@ -108,6 +108,20 @@ def test_mmaffect_evaluate_command(untrained_lgsrr, tmp_path):
     assert len(lines) == 12 and {json.loads(line)["id"] for line in lines} == {f"dia{200 + i // 2}_utt{i % 2}" for i in range(12)}
 
 
+def test_old_flag_form_runs_the_classifier_subcommand_with_a_note(untrained_lgsrr, tmp_path, capsys):
+    from mmaffect.cli import main
+
+    root = untrained_lgsrr
+    argv = ["--model", str(root / "model"), "--dataset", "mintrec2", "--data-dir", str(root / "release/data_text"),
+            "--descriptions-dir", str(root / "release/data_desc"), "--split", "dev", "--max-samples", "4"]
+    assert main(["evaluate", "classifier", *argv, "--output-dir", str(tmp_path / "new")]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert main(["evaluate", *argv, "--output-dir", str(tmp_path / "old")]) == 0
+    assert "mmaffect evaluate: note: ran 'mmaffect evaluate classifier'" in capsys.readouterr().err
+    for name in ("results.json", "predictions.jsonl", "per_class_report.txt"):
+        assert (tmp_path / "old" / name).read_text() == (tmp_path / "new" / name).read_text(), name
+
+
 def test_evaluate_bad_inputs_name_the_problem(untrained_lgsrr, tmp_path):
     from mmaffect.train.evaluate import evaluate_model
 

@@ -13,7 +13,8 @@ import torch
 
 from evaluation_support import LAYOUTS, make_mer2023, make_mintrec, make_mosi, make_ovmerd, make_avamerg, make_emer, \
     save_tiny_nano_emox, write_e2e_wheel_dir
-from mmaffect import cli, evaluate_cli
+from mmaffect import cli
+from mmaffect.evaluation import cli as evaluate_cli
 from mmaffect.evaluation import NanoEmoXPredictor, evaluate_benchmark, load_eval_benchmark
 from mmaffect.evaluation.scoring import WheelPolarityExtractor, match_candidate_label
 from mmaffect.metrics import (

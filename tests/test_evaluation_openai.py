@@ -9,7 +9,7 @@ import pytest
 
 from evaluation_support import EMER_ROWS, make_emer, make_mer2023, write_e2e_wheel_dir
 from extraction_support import FakeChatServer
-from mmaffect import evaluate_cli
+from mmaffect.evaluation import cli as evaluate_cli
 from mmaffect.evaluation import OpenAIChatPredictor, evaluate_benchmark
 from mmaffect.evaluation.predictors import EvalRequest, plain_prompt
 from mmaffect.metrics import LexiconLabelExtractor, hit_rate, load_emotion_wheels

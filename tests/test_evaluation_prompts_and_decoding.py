@@ -8,7 +8,8 @@ import json
 import pytest
 
 from evaluation_support import make_mer2023, save_tiny_nano_emox, write_e2e_wheel_dir
-from mmaffect import cli, evaluate_cli
+from mmaffect import cli
+from mmaffect.evaluation import cli as evaluate_cli
 from mmaffect.evaluation import evaluate_benchmark
 from mmaffect.evaluation.scoring import default_prompt_task
 from mmaffect.models.nano_emox.modeling_nano_emox import PlaceholderWithoutMediaError

@@ -20,7 +20,7 @@ from mmaffect.cli import main as mmaffect_main
 from mmaffect.datasets_scripts import load_benchmark
 from mmaffect.datasets_scripts.instruction_data import read_dataset
 from mmaffect.errors import CheckpointError
-from mmaffect.evaluate_cli import main as evaluate_main
+from mmaffect.evaluation.cli import main as evaluate_main
 from mmaffect.evaluation.benchmarks import load_eval_benchmark
 from mmaffect.metrics.records import read_records
 from mmaffect.semantic_extraction import LAYOUTS, read_samples

@@ -128,7 +128,7 @@ def test_predict_on_bad_rows_skip_lists_every_skipped_row(tiny, tmp_path, capsys
 # --------------------------------------------------------------------------- 6. MSA scores that are not numbers
 def test_msa_counts_predictions_scored_as_neutral_and_names_a_nan_reference(tmp_path, capsys):
     """Before: NaN / "abc" predictions became neutral without a word; a NaN reference named no file."""
-    from mmaffect.metrics.cli import main
+    from mmaffect.evaluation.cli_score import main
     from mmaffect.metrics.msa import msa_scores
 
     predictions = tmp_path / "pred.jsonl"
@@ -152,7 +152,7 @@ def test_msa_counts_predictions_scored_as_neutral_and_names_a_nan_reference(tmp_
 # --------------------------------------------------------------------------- 7. errors that name the file
 def test_non_utf8_bytes_name_the_file_and_line(tiny, tmp_path, capsys):
     """Before: `'utf-8' codec can't decode byte 0xff ...` with no file."""
-    from mmaffect.metrics.cli import main
+    from mmaffect.evaluation.cli_score import main
 
     references = tmp_path / "refs.csv"
     references.write_text("id,score\na,1\nb,-1\n")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mmaffect.evaluate_cli import main as evaluate_main
-from mmaffect.metrics.cli import main
+from mmaffect.evaluation.cli import main as evaluate_main
+from mmaffect.evaluation.cli_score import main
 from test_metrics_wheel import REAL_GOLDEN, toy_wheel_dir  # noqa: F401  (fixture)
 
 

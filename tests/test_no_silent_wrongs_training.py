@@ -116,7 +116,7 @@ def test_zero_lengths_and_counts_are_rejected(tmp_path, key):
 
 
 def test_evaluate_rejects_a_zero_max_text_length(tmp_path, capsys):
-    from mmaffect.train import evaluate
+    from mmaffect.evaluation import cli_classifier as evaluate
 
     with pytest.raises(SystemExit):
         evaluate.main(["--model", str(tmp_path), "--dataset", "mintrec2", "--data-dir", str(tmp_path),

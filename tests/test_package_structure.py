@@ -68,7 +68,7 @@ def test_one_subtitle_reader_for_training_and_evaluation(tmp_path):
 def test_each_shared_constant_has_one_home():
     from mmaffect.datasets_scripts import benchmarks, instruction_data, labels, media, reading
     from mmaffect.evaluation import benchmarks as eval_benchmarks
-    from mmaffect.metrics import cli as metrics_cli
+    from mmaffect.evaluation import cli_score as metrics_cli
     from mmaffect.metrics import classification, protocol
     from mmaffect.models.lgsrr import configuration_lgsrr, processing_lgsrr
     from mmaffect.models.nano_emox import configuration_nano_emox, modeling_nano_emox, processing_nano_emox

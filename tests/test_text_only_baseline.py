@@ -68,7 +68,7 @@ def test_baseline_pooling_follows_the_config(tmp_path):
 
 def test_saved_mean_pooled_baseline_loads_in_a_fresh_process_through_the_standard_pipeline(tmp_path):
     from mmaffect.train import cli
-    from mmaffect.train import evaluate
+    from mmaffect.evaluation import cli_classifier as evaluate
 
     config = tiny_config(tmp_path, variant="text_only", num_train_epochs=2)  # model.pooling: mean
     assert cli.main(["--config", str(config)]) == 0

@@ -64,7 +64,7 @@ def test_end_to_end_train_then_evaluate(tmp_path):
     assert written["metrics"] == pytest.approx(res["test"])
     assert (run / "test" / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # ... and `mmaffect evaluate` on the saved folder agree
-    from mmaffect.train import evaluate
+    from mmaffect.evaluation import cli_classifier as evaluate
 
     out = tmp_path / "eval"
     assert evaluate.main(["--model", str(best), "--dataset", "mintrec2", "--data-dir", str(tmp_path / "release/data_text"),
@@ -198,7 +198,7 @@ def test_frozen_aspect_encoder_mode_fine_tunes_text_only(tmp_path):
     assert torch.equal(trained[f"lgsrr.aspect_encoder.{key}"], pretrained[key])
     assert not torch.equal(trained[f"lgsrr.text_encoder.{key}"], pretrained[key])
     # the saved model recomputes the description features with its frozen encoder: same test scores
-    from mmaffect.train import evaluate
+    from mmaffect.evaluation import cli_classifier as evaluate
 
     out = tmp_path / "eval"
     evaluate.main(["--model", str(tmp_path / "run" / "best_model"), "--dataset", "mintrec2", "--data-dir",
@@ -215,7 +215,7 @@ def test_text_only_baseline(tmp_path):
     best = tmp_path / "run" / "best_model"
     assert not list(best.glob("*.py"))  # a plain transformers checkpoint: no remote code
     assert "auto_map" not in json.loads((best / "config.json").read_text())
-    from mmaffect.train import evaluate
+    from mmaffect.evaluation import cli_classifier as evaluate
 
     evaluate.main(["--model", str(best), "--dataset", "mintrec2", "--data-dir", str(tmp_path / "release/data_text"),
                    "--output-dir", str(tmp_path / "eval")])

@@ -13,7 +13,7 @@ from importlib import import_module
 
 COMMANDS = {
     "train": ("mmaffect.train.cli:main", "train a model from a YAML config (LGSRR or Nano-EmoX P2E)"),
-    "evaluate": ("mmaffect.evaluate_cli:main", "evaluate a trained model or score prediction files"),
+    "evaluate": ("mmaffect.evaluation.cli:main", "evaluate: classifier (LGSRR folder), generate (multimodal LM), score (files)"),
     "predict": ("mmaffect.predict:main", "apply a trained LGSRR model to new utterances (JSONL / TSV in, JSONL out)"),
     "data-stats": ("mmaffect.datasets_scripts.stats:main", "statistics of a benchmark (rows, labels, lengths, ranks)"),
     "extract": ("mmaffect.semantic_extraction.cli:main", "LLM-guided semantic extraction (CoT steps 1-3)"),

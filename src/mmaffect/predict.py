@@ -16,7 +16,7 @@ row with its reason). Output: one JSON line per row with ``id``,
 ``text`` and the pipeline's fields (``label``, ``score``, ``top_k``, ``importance``,
 ``complementarity``, ``inconsistency``, and ``descriptions`` where they were written from a video).
 
-Rows are sorted by token length and batched exactly as ``mmaffect evaluate`` batches a split, so on
+Rows are sorted by token length and batched exactly as ``mmaffect evaluate classifier`` batches a split, so on
 the same rows both give the same predictions (tests/test_lgsrr_inference.py checks it on the real
 MIntRec2.0 test split). Each batch is appended to ``--output`` as soon as it is done; a rerun skips
 the ids already there (a crash loses at most one batch), and when every row is done the file is

@@ -11,10 +11,12 @@ benchmarks with the official scoring protocols.
   AvaMERG, EMER) as ``datasets.Dataset`` with media paths;
 * :mod:`.predictors` - :class:`NanoEmoXPredictor` (processor prompts + batched ``generate``) and
   :class:`OpenAIChatPredictor` (any OpenAI-compatible chat server);
-* :mod:`.scoring` - reply -> prediction -> metrics, per task and protocol;
+* :mod:`.scoring` - reply -> prediction -> metrics, per task and protocol; ``SCORERS``, the one scoring dispatch
+  (generated replies here, prediction files in :mod:`.score_files`);
 * :mod:`.harness` - the resumable loop and its files; :func:`run_suite` for Tables 2-5;
 * :mod:`.tables` - the paper's tables as Markdown and a PNG chart;
-* :mod:`.cli` - ``mmaffect evaluate --model DIR --dataset NAME ...`` / ``--suite paper``.
+* :mod:`.cli` - ``mmaffect evaluate {classifier,generate,score}`` (:mod:`.cli_classifier`, :mod:`.cli_generate`,
+  :mod:`.cli_score`).
 
 See ``docs/evaluation.md``.
 """

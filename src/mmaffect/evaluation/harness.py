@@ -36,7 +36,7 @@ from mmaffect.run_lock import locks_output_dir
 
 from .benchmarks import EvalData, get_eval_benchmark, load_eval_benchmark
 from .predictors import EvalRequest
-from .scoring import default_prompt_task, make_extractor, score_task
+from .scoring import MER_FAMILY, default_prompt_task, make_extractor, score_task
 
 MISSING_MEDIA = ("error", "omit")
 
@@ -209,6 +209,49 @@ def evaluate_benchmark(
     """
     if missing_media not in MISSING_MEDIA:
         raise ValueError(f"missing_media must be one of {MISSING_MEDIA}, got {missing_media!r}")
+    data = _load_data(benchmark, data_dir, media_dir, max_samples, allow_outside_data_root)
+    bench = data.benchmark
+    prompt_task, prompt_reason = _prompt_task(predictor, bench, prompt_task, progress)
+    candidates = data.candidate_labels if prompt_task in ("MER", "MIR") else ()
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    wheels, extractor = _scoring_tools(bench.task, wheel_dir, extractor, llm_backend, output_dir)
+
+    requests = _requests(data, prompt_task, candidates)
+    missing = _check_media(data, requests, predictor.required_media(), missing_media)
+    fingerprint = {**predictor.fingerprint(), "prompt_task": prompt_task}
+    shard = _process_shard()
+    store, num_generated = _generate(predictor, requests, output_dir, fingerprint, prompt_task, shard,
+                                     progress, bench.title)
+    if store is None:  # another process than the main one: the main process scored and wrote
+        return json.loads((output_dir / "results.json").read_text(encoding="utf-8"))
+
+    ids = [r.id for r in requests]
+    scored = _score_replies(data, ids, store, output_dir, protocol=protocol, wheels=wheels, extractor=extractor,
+                            judge=judge, progress=progress)
+    result = {
+        "benchmark": bench.name, "title": bench.title, "task": bench.task, "prompt_task": prompt_task,
+        "prompt_task_reason": prompt_reason, "generation_errors": {i: e for i in ids if (e := store.error(i))},
+        "predictor": predictor.name, "scale": scale, "predictor_fingerprint": predictor.fingerprint(),
+        "data_dir": data.source, "num_samples": len(ids), "num_generated": num_generated,
+        "num_cached": len(requests) - num_generated, "num_missing_media": missing, "metrics": scored["metrics"],
+        "table": scored["table"], "protocols": scored["protocols"], "extractor": scored["extractor"],
+        "errors": scored["errors"], "replies_file": str(output_dir / "replies.jsonl"),
+        "predictions_file": str(output_dir / "predictions.jsonl"),
+    }  # fmt: skip
+    if bench.task == "eri" and judge is not None:
+        result["judge_cache"] = str(getattr(judge.cache, "path", "") or "")
+        result["judge_is_official"] = bool(getattr(judge, "is_official_model", False))
+    _write_json(output_dir / "results.json", result)
+    (output_dir / "summary.md").write_text(format_summary(result) + "\n", encoding="utf-8")
+    if shard is not None:
+        shard.wait_for_everyone()
+    return _json_safe(result)
+
+
+def _load_data(benchmark, data_dir, media_dir, max_samples: int | None, allow_outside_data_root: bool) -> EvalData:
+    """The benchmark's test rows (read from ``data_dir`` unless given as :class:`EvalData`), the first
+    ``max_samples`` only when asked."""
     if isinstance(benchmark, EvalData):
         data = benchmark
     else:
@@ -219,38 +262,40 @@ def evaluate_benchmark(
         if max_samples < 1:
             raise ValueError(f"max_samples must be >= 1, got {max_samples}")
         data = dataclasses.replace(data, samples=data.samples.select(range(min(max_samples, len(data.samples)))))
-    bench = data.benchmark
-    task = bench.task
-    prompt_task, prompt_reason = _prompt_task(predictor, bench, prompt_task, progress)
-    candidates = data.candidate_labels if prompt_task in ("MER", "MIR") else ()
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    return data
 
+
+def _scoring_tools(task: str, wheel_dir, extractor, llm_backend, output_dir: Path):
+    """``(wheels, extractor)``: the emotion wheels and the reply -> labels extractor of mer / ovmer / msa (None
+    for the other tasks); an extractor object passes through."""
     wheels = None
-    if task in ("mer", "ovmer", "msa"):
+    if task in MER_FAMILY:
         from mmaffect.metrics.emotion_wheel import load_emotion_wheels
 
         wheels = load_emotion_wheels(wheel_dir)
     if isinstance(extractor, str):
-        extractor = None if task not in ("mer", "ovmer", "msa") else make_extractor(
+        extractor = None if task not in MER_FAMILY else make_extractor(
             task, extractor, wheels, llm_backend, cache_path=output_dir / "extract_cache.jsonl")
+    return wheels, extractor
 
-    requests = _requests(data, prompt_task, candidates)
-    missing = _check_media(data, requests, predictor.required_media(), missing_media)
-    fingerprint = {**predictor.fingerprint(), "prompt_task": prompt_task}
-    shard = _process_shard()
+
+def _generate(predictor, requests: list[EvalRequest], output_dir: Path, fingerprint: dict, prompt_task: str, shard,
+              progress: bool, title: str) -> tuple[ReplyStore | None, int]:
+    """Generate the replies not yet in ``replies.jsonl`` (each process its share of the batches when sharded).
+
+    Returns ``(store, number generated now)``; the store of ``replies.jsonl`` holds every reply on the main
+    process, and is None on the other processes (which wait for the main one to score)."""
     if shard is not None:
         _merge_shards(output_dir, shard)
     store = ReplyStore(output_dir / "replies.jsonl", fingerprint)
     todo = [r for r in requests if store.get(r.id) is None]
-    num_cached = len(requests) - len(todo)
     batches = [todo[i: i + predictor.batch_size] for i in range(0, len(todo), predictor.batch_size)]
     if shard is not None:  # whole batches round-robin: the per-batch seed sees the batches one process would
         batches = batches[shard.process_index:: shard.num_processes]
         store = ReplyStore(output_dir / f"replies.part{shard.process_index}.jsonl", fingerprint)
     from tqdm.auto import tqdm
 
-    with tqdm(total=sum(map(len, batches)), desc=f"{bench.title}: generating", unit="sample",
+    with tqdm(total=sum(map(len, batches)), desc=f"{title}: generating", unit="sample",
               disable=not progress or not batches or (shard is not None and not shard.is_main_process)) as bar:
         for batch in batches:
             replies = _predict_batch(predictor, batch)
@@ -263,43 +308,30 @@ def evaluate_benchmark(
             bar.update(len(batch))
     if shard is not None:
         _merge_shards(output_dir, shard)
-        if not shard.is_main_process:  # the main process scores and writes; the others return its result
+        if not shard.is_main_process:
             shard.wait_for_everyone()
-            return json.loads((output_dir / "results.json").read_text(encoding="utf-8"))
+            return None, len(todo)
         store = ReplyStore(output_dir / "replies.jsonl", fingerprint)
+    return store, len(todo)
 
-    ids = [r.id for r in requests]
+
+def _score_replies(data: EvalData, ids: list[str], store: ReplyStore, output_dir: Path, **scoring) -> dict:
+    """:func:`~.scoring.score_task` over the stored replies; writes ``predictions.jsonl`` (and ERI's CSV)."""
+    task = data.benchmark.task
     replies = [store.get(sample_id) for sample_id in ids]
     references = [_ground_truth(value) for value in data.samples["reference"]]
     if task == "eri":
         _write_eri_csv(output_dir / "eri_predictions.csv", ids, replies)
     label_set = (data.labels or tuple(sorted(set(references)))) if task == "mir" else ()
-    scored = score_task(task, ids, replies, references, protocol=protocol, wheels=wheels, extractor=extractor,
-                        judge=judge, candidate_labels=label_set, progress=progress)
+    scored = score_task(task, ids, replies, references, candidate_labels=label_set, **scoring)
     with open(output_dir / "predictions.jsonl", "w", encoding="utf-8") as handle:
         for sample_id, reference, reply, prediction in zip(ids, references, replies, scored["predictions"]):
             handle.write(json.dumps({"id": sample_id, "reference": reference, "reply": reply, "prediction": prediction},
                                     ensure_ascii=False) + "\n")
     metrics = scored["metrics"]
-    if isinstance(metrics, dict) and "per_sample" in metrics:  # ERI: per-sample verdicts go to predictions
-        metrics = {k: v for k, v in metrics.items() if k != "per_sample"}
-    result = {
-        "benchmark": bench.name, "title": bench.title, "task": task, "prompt_task": prompt_task, "prompt_task_reason": prompt_reason,
-        "generation_errors": {i: e for i in ids if (e := store.error(i))},
-        "predictor": predictor.name, "scale": scale, "predictor_fingerprint": predictor.fingerprint(),
-        "data_dir": data.source, "num_samples": len(ids), "num_generated": len(todo), "num_cached": num_cached,
-        "num_missing_media": missing, "metrics": metrics, "table": scored["table"], "protocols": scored["protocols"],
-        "extractor": scored["extractor"], "errors": scored["errors"],
-        "replies_file": str(output_dir / "replies.jsonl"), "predictions_file": str(output_dir / "predictions.jsonl"),
-    }  # fmt: skip
-    if task == "eri" and judge is not None:
-        result["judge_cache"] = str(getattr(judge.cache, "path", "") or "")
-        result["judge_is_official"] = bool(getattr(judge, "is_official_model", False))
-    _write_json(output_dir / "results.json", result)
-    (output_dir / "summary.md").write_text(format_summary(result) + "\n", encoding="utf-8")
-    if shard is not None:
-        shard.wait_for_everyone()
-    return _json_safe(result)
+    if isinstance(metrics, dict) and "per_sample" in metrics:  # ERI: the per-sample verdicts stay out of results.json
+        scored = {**scored, "metrics": {k: v for k, v in metrics.items() if k != "per_sample"}}
+    return scored
 
 
 def _process_shard():

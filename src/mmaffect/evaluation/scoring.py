@@ -28,12 +28,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from mmaffect.metrics import classification, erg, eri, label_extraction, mer, msa
 from mmaffect.metrics.emotion_wheel import as_wheels
 from mmaffect.metrics.protocol import check_protocol
+
+from . import score_files
 
 #: the processor task each benchmark task is prompted with by default - the public inference
 #: script's zero-shot choice: the open-vocabulary question for MER, MSA and OV-MER alike (the
@@ -144,6 +147,137 @@ def _guarded(errors: dict, name: str, function, *args, **kwargs):
         return None
 
 
+@dataclass
+class _Replies:
+    """What the reply scorers read (the arguments of :func:`score_task`) and fill (``protocols``, ``errors``)."""
+
+    task: str
+    ids: Sequence[str]
+    replies: Sequence[str]
+    references: Sequence[Any]
+    protocol: str | None
+    wheels: Any
+    extractor: Any
+    judge: Any
+    candidate_labels: Sequence[str]
+    progress: bool
+    protocols: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def check(self, metric: str) -> str:
+        """The protocol ``metric`` is scored with (recorded in ``protocols``)."""
+        self.protocols[metric] = check_protocol(self.protocol, metric)
+        return self.protocols[metric]
+
+
+def _score_mer_family_replies(run: _Replies):
+    """mer / ovmer / msa: labels read from each reply by the extractor (default: the lexicon proxy)."""
+    extractor = run.extractor if run.extractor is not None else make_extractor(run.task, "lexicon", run.wheels)
+    predictions = [extractor.extract(reply) for reply in run.replies]
+    table: dict[str, Any] = {}
+    if run.task == "msa":
+        predictions = [items[0] if items else "" for items in predictions]
+        metrics = _guarded(run.errors, "msa", msa.msa_scores, predictions, run.references, protocol=run.check("msa"))
+        if metrics:
+            table = {"WAF": 100 * metrics["waf"], "Acc": 100 * metrics["accuracy"]}
+    elif run.task == "mer":
+        metrics = _guarded(run.errors, "hit_rate", mer.hit_rate, predictions, run.references, run.wheels,
+                           protocol=run.check("hit_rate"))
+        if metrics:
+            table = {"Hit Rate": 100 * metrics["hit_rate"]}
+    else:
+        metrics = _guarded(run.errors, "ov_mer", mer.ov_mer_scores, predictions, run.references, run.wheels,
+                           protocol=run.check("ov_mer"))
+        if metrics:
+            table = {"WAF": 100 * metrics["f1"], "P": 100 * metrics["precision"], "R": 100 * metrics["recall"]}
+    return predictions, metrics, table, extractor.name
+
+
+def _score_mir_replies(run: _Replies):
+    """mir: official scores the reply as the label; mmaffect the candidate label it names."""
+    extractor_name = "none"
+    if run.check("mir_prediction") == "official":
+        predictions = list(run.replies)  # eval_merg_exp.py scores the reply as the label
+    else:
+        labels = run.candidate_labels or sorted(set(run.references))
+        predictions = [match_candidate_label(reply, labels) for reply in run.replies]
+        extractor_name = "candidate-label match"
+    metrics = classification.classification_metrics(list(run.references), predictions)
+    table = {"Acc": 100 * metrics["accuracy"], "WF1": 100 * metrics["weighted_f1"], "WP": 100 * metrics["weighted_precision"]}
+    return predictions, metrics, table, extractor_name
+
+
+def _score_erg_replies(run: _Replies):
+    """erg: the emotion read from each reply, accuracy / hit rate, and Dist-1/2 of the replies."""
+    if run.check("erg_emotion") == "official":
+        predictions = [erg.extract_emotion_from_response(reply) for reply in run.replies]
+        extractor_name = "nano-emox:extract_emotion_from_response"
+    else:
+        matcher = label_extraction.ERGEmotionMatcher()
+        predictions = [matcher.extract(reply)[0] for reply in run.replies]
+        extractor_name = matcher.name
+    accuracy_protocol, hit_protocol, distinct_protocol = (run.check(m) for m in ("erg_accuracy", "erg_hit_rate", "distinct_n"))
+    # an unreadable emotion counts as neutral (E3RG's fallback) unless the official hit rate is asked for
+    unknown = "error" if hit_protocol == "official" else "neutral"
+    metrics = {
+        "accuracy": erg.erg_accuracy(predictions, run.references, accuracy_protocol),
+        "hit_rate": _guarded(run.errors, "erg_hit_rate", erg.erg_hit_rate, predictions, run.references,
+                             unknown_prediction=unknown, protocol=hit_protocol),
+        "dist_1": erg.distinct_n(run.replies, 1, protocol=distinct_protocol),
+        "dist_2": erg.distinct_n(run.replies, 2, protocol=distinct_protocol),
+        "num_samples": len(run.references),
+    }
+    hit = "-" if metrics["hit_rate"] is None else f"{100 * metrics['hit_rate']:.2f}"
+    table = {"Acc / Hit Rate": f"{100 * metrics['accuracy']:.2f} / {hit}",
+             "Dist-1": 100 * metrics["dist_1"], "Dist-2": 100 * metrics["dist_2"]}
+    return predictions, metrics, table, extractor_name
+
+
+def _score_eri_replies(run: _Replies):
+    """eri: the reply is the explanation, rated by the judge; without a judge ERI is not scored."""
+    protocol = run.check("eri")
+    predictions = list(run.replies)
+    if run.judge is None:
+        run.errors["eri"] = "not scored: no judge (pass --judge-base-url / --judge-model; the paper used gpt-3.5-turbo-0125)"
+        return predictions, None, {}, "none"
+    if getattr(run.judge, "protocol", protocol) != protocol:
+        raise ValueError(f"the ERI judge follows protocol {run.judge.protocol!r}, but {protocol!r} was asked for")
+    metrics = _guarded(run.errors, "eri", eri.eri_overlap_scores, predictions, list(run.references), run.judge,
+                       ids=list(run.ids), progress=run.progress)
+    if not metrics:
+        return predictions, metrics, {}, "none"
+    table = {"Clue Overlap": metrics["clue_overlap"], "Label Overlap": metrics["label_overlap"]}
+    return predictions, metrics, table, f"judge:{metrics['judge']}"
+
+
+@dataclass(frozen=True)
+class TaskScorer:
+    """How one task is scored: ``replies`` from generated replies (``mmaffect evaluate generate``,
+    :func:`score_task`), ``files`` from prediction files (``mmaffect evaluate score``)."""
+
+    replies: Callable[[_Replies], tuple]
+    files: Callable[..., tuple]
+
+
+#: the one scoring dispatch: task -> its scorers (both commands look the task up here, nowhere else)
+SCORERS: dict[str, TaskScorer] = {
+    "mer": TaskScorer(_score_mer_family_replies, score_files.score_mer_files),
+    "ovmer": TaskScorer(_score_mer_family_replies, score_files.score_mer_files),
+    "msa": TaskScorer(_score_mer_family_replies, score_files.score_msa_files),
+    "mir": TaskScorer(_score_mir_replies, score_files.score_mir_files),
+    "erg": TaskScorer(_score_erg_replies, score_files.score_erg_files),
+    "eri": TaskScorer(_score_eri_replies, score_files.score_eri_files),
+}
+
+
+def scorer_for(task: str) -> TaskScorer:
+    """The scorers of ``task``; a task without an entry in :data:`SCORERS` is an error naming it."""
+    try:
+        return SCORERS[task]
+    except KeyError:
+        raise ValueError(f"unknown task {task!r}: no scorer for it (scored tasks: {', '.join(SCORERS)})") from None
+
+
 def score_task(task: str, ids: Sequence[str], replies: Sequence[str], references: Sequence[Any], *,
                protocol: str | None = None, wheels=None, extractor=None, judge=None,
                candidate_labels: Sequence[str] = (), progress: bool = False) -> dict:
@@ -163,88 +297,13 @@ def score_task(task: str, ids: Sequence[str], replies: Sequence[str], references
     """
     if len(replies) != len(references) or len(ids) != len(references):
         raise ValueError(f"ids, replies and references differ in length: {len(ids)}, {len(replies)}, {len(references)}")
-    errors: dict[str, str] = {}
-    protocols: dict[str, str] = {}
-    table: dict[str, Any] = {}
-    metrics: dict[str, Any] | None = {}
-    extractor_name = "none"
-
-    if task in ("mer", "ovmer", "msa"):
-        if extractor is None:
-            extractor = make_extractor(task, "lexicon", wheels)
-        extractor_name = extractor.name
-        predictions = [extractor.extract(reply) for reply in replies]
-        if task == "msa":
-            predictions = [items[0] if items else "" for items in predictions]
-            protocols["msa"] = check_protocol(protocol, "msa")
-            metrics = _guarded(errors, "msa", msa.msa_scores, predictions, references, protocol=protocols["msa"])
-            if metrics:
-                table = {"WAF": 100 * metrics["waf"], "Acc": 100 * metrics["accuracy"]}
-        elif task == "mer":
-            protocols["hit_rate"] = check_protocol(protocol, "hit_rate")
-            metrics = _guarded(errors, "hit_rate", mer.hit_rate, predictions, references, wheels, protocol=protocols["hit_rate"])
-            if metrics:
-                table = {"Hit Rate": 100 * metrics["hit_rate"]}
-        else:
-            protocols["ov_mer"] = check_protocol(protocol, "ov_mer")
-            metrics = _guarded(errors, "ov_mer", mer.ov_mer_scores, predictions, references, wheels, protocol=protocols["ov_mer"])
-            if metrics:
-                table = {"WAF": 100 * metrics["f1"], "P": 100 * metrics["precision"], "R": 100 * metrics["recall"]}
-    elif task == "mir":
-        protocols["mir_prediction"] = check_protocol(protocol, "mir_prediction")
-        if protocols["mir_prediction"] == "official":
-            predictions = [reply for reply in replies]  # eval_merg_exp.py scores the reply as the label
-        else:
-            predictions = [match_candidate_label(reply, candidate_labels or sorted(set(references))) for reply in replies]
-            extractor_name = "candidate-label match"
-        metrics = classification.classification_metrics(list(references), predictions)
-        table = {"Acc": 100 * metrics["accuracy"], "WF1": 100 * metrics["weighted_f1"], "WP": 100 * metrics["weighted_precision"]}
-    elif task == "erg":
-        protocols["erg_emotion"] = check_protocol(protocol, "erg_emotion")
-        if protocols["erg_emotion"] == "official":
-            predictions = [erg.extract_emotion_from_response(reply) for reply in replies]
-            extractor_name = "nano-emox:extract_emotion_from_response"
-        else:
-            matcher = label_extraction.ERGEmotionMatcher()
-            predictions = [matcher.extract(reply)[0] for reply in replies]
-            extractor_name = matcher.name
-        protocols["erg_accuracy"] = check_protocol(protocol, "erg_accuracy")
-        protocols["erg_hit_rate"] = check_protocol(protocol, "erg_hit_rate")
-        protocols["distinct_n"] = check_protocol(protocol, "distinct_n")
-        # an unreadable emotion counts as neutral (E3RG's fallback) unless the official hit rate is asked for
-        unknown = "error" if protocols["erg_hit_rate"] == "official" else "neutral"
-        metrics = {
-            "accuracy": erg.erg_accuracy(predictions, references, protocols["erg_accuracy"]),
-            "hit_rate": _guarded(errors, "erg_hit_rate", erg.erg_hit_rate, predictions, references,
-                                 unknown_prediction=unknown, protocol=protocols["erg_hit_rate"]),
-            "dist_1": erg.distinct_n(replies, 1, protocol=protocols["distinct_n"]),
-            "dist_2": erg.distinct_n(replies, 2, protocol=protocols["distinct_n"]),
-            "num_samples": len(references),
-        }
-        hit = "-" if metrics["hit_rate"] is None else f"{100 * metrics['hit_rate']:.2f}"
-        table = {"Acc / Hit Rate": f"{100 * metrics['accuracy']:.2f} / {hit}",
-                 "Dist-1": 100 * metrics["dist_1"], "Dist-2": 100 * metrics["dist_2"]}
-    elif task == "eri":
-        protocols["eri"] = check_protocol(protocol, "eri")
-        predictions = list(replies)
-        if judge is None:
-            metrics = None
-            errors["eri"] = "not scored: no judge (pass --judge-base-url / --judge-model; the paper used gpt-3.5-turbo-0125)"
-        else:
-            if getattr(judge, "protocol", protocols["eri"]) != protocols["eri"]:
-                raise ValueError(f"the ERI judge follows protocol {judge.protocol!r}, but {protocols['eri']!r} was asked for")
-            metrics = _guarded(errors, "eri", eri.eri_overlap_scores, predictions, list(references), judge, ids=list(ids),
-                               progress=progress)
-            if metrics:
-                extractor_name = f"judge:{metrics['judge']}"
-                table = {"Clue Overlap": metrics["clue_overlap"], "Label Overlap": metrics["label_overlap"]}
-    else:
-        raise ValueError(f"unknown task {task!r}")
-
+    scorer = scorer_for(task)
+    run = _Replies(task, ids, replies, references, protocol, wheels, extractor, judge, candidate_labels, progress)
+    predictions, metrics, table, extractor_name = scorer.replies(run)
     table = {key: (None if _finite(value) is None else value) for key, value in table.items()}
-    return {"predictions": predictions, "metrics": metrics, "table": table, "protocols": protocols,
-            "extractor": extractor_name, "errors": errors}
+    return {"predictions": predictions, "metrics": metrics, "table": table, "protocols": run.protocols,
+            "extractor": extractor_name, "errors": run.errors}
 
 
-__all__ = ["MER_FAMILY", "PROMPT_TASKS", "WHEEL1_POLARITY", "LLMSentimentChain", "WheelPolarityExtractor", "default_prompt_task",
-           "make_extractor", "match_candidate_label", "score_task"]
+__all__ = ["MER_FAMILY", "PROMPT_TASKS", "SCORERS", "WHEEL1_POLARITY", "TaskScorer", "LLMSentimentChain", "WheelPolarityExtractor", "default_prompt_task",
+           "make_extractor", "match_candidate_label", "score_task", "scorer_for"]

@@ -20,7 +20,7 @@ MER-UniBench / Nano-EmoX evaluation scripts exactly.
 
 The ``evaluate.Metric`` wrappers (``MERHitRate``, ``OVMERScore``, ``MSAScore``,
 ``ClassificationScore``, ``ERGScore``, ``ERIOverlap``) are importable from here too; they load
-``evaluate`` on first access only. Command line: ``mmaffect evaluate --task ...`` (see
+``evaluate`` on first access only. Command line: ``mmaffect evaluate score --task ...`` (see
 ``docs/metrics.md``).
 """
 

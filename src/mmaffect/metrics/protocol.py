@@ -17,7 +17,7 @@ or a crash of the script) or outside [0, 1]; there :data:`DEFAULT_PROTOCOLS` pic
 from __future__ import annotations
 
 PROTOCOLS = ("official", "mmaffect")
-#: the scored task families (``mmaffect evaluate --task``); the processor spells its prompt tasks
+#: the scored task families (``mmaffect evaluate score --task``); the processor spells its prompt tasks
 #: ``MER``, ``OV-MER``, ... (``processing_nano_emox.TASKS``; ``evaluation.scoring.PROMPT_TASKS`` maps one to the other)
 TASKS = ("mer", "ovmer", "msa", "mir", "erg", "eri")
 

@@ -1,7 +1,7 @@
 """Training and evaluation loops (🤗 Accelerate).
 
 * :mod:`mmaffect.train.lgsrr` - LGSRR and the text-only baseline, the paper's protocol (§4.1);
-* :mod:`mmaffect.train.evaluate` - ``mmaffect evaluate --model DIR --dataset NAME``;
+* :mod:`mmaffect.train.evaluate` - ``mmaffect evaluate classifier --model DIR --dataset NAME``;
 * :mod:`mmaffect.train.model_card` - the generated model card;
 * :mod:`mmaffect.train.features_cache` - frozen-encoder features for the fast modes;
 * :mod:`mmaffect.train.cli` - ``mmaffect train`` / ``train.py``, dispatching on the config's ``model_type``

@@ -1,5 +1,6 @@
-"""``mmaffect evaluate --model DIR --dataset NAME --data-dir ... [--split test]``: run a trained LGSRR (or
-text-only baseline) folder over a benchmark split and write, in ``--output-dir``:
+"""Run a trained LGSRR (or text-only baseline) folder over a benchmark split (the command line is
+``mmaffect evaluate classifier --model DIR --dataset NAME --data-dir ... [--split test]``,
+:mod:`mmaffect.evaluation.cli_classifier`), writing in ``output_dir``:
 
 * ``results.json`` - accuracy, macro and weighted F1 / precision / recall (scikit-learn's definitions);
 * ``per_class_report.txt`` / ``.json`` - precision, recall, F1 and support of every class;
@@ -13,7 +14,6 @@ Training writes the same files for the test split of the best epoch (``<run>/tes
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -190,42 +190,3 @@ def evaluate_model(model_dir, dataset: str, data_dir, *, descriptions_dir=None, 
         print(json.dumps({k: round(100 * v, 2) for k, v in metrics.items()}, indent=2))
         print(f"wrote {out_dir}/results.json, per_class_report.txt, confusion_matrix.png, predictions.jsonl")
     return metrics
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:  # 0 used to fall back silently to the training config's value
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mmaffect evaluate", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="folder written by mmaffect train (best_model) or save_pretrained")
-    parser.add_argument("--dataset", required=True, help="mintrec2 | iemocap-da | mintrec | meld")
-    parser.add_argument("--data-dir", required=True, help="folder of the split files (e.g. .../data_text/MIntRec2.0)")
-    parser.add_argument("--descriptions-dir", help="LGSRR descriptions folder (needed by LGSRR models)")
-    parser.add_argument("--ranks-file", help="LGSRR rankings (adds the LLM ranking to predictions.jsonl)")
-    parser.add_argument("--split", default="test", help="train | dev | test (default test)")
-    parser.add_argument("--output-dir", help="default: <model>/eval_<dataset>_<split>")
-    parser.add_argument("--batch-size", type=_positive_int, default=64)
-    parser.add_argument("--max-samples", type=_positive_int)
-    parser.add_argument("--max-text-length", type=_positive_int, help="default: the training config's")
-    parser.add_argument("--max-aspect-length", type=_positive_int, help="default: the training config's")
-    args = parser.parse_args(argv)
-    ranks = args.ranks_file
-    if ranks and SPLIT_NAMES.get(args.split) != "train":
-        ranks = {SPLIT_NAMES.get(args.split, args.split): ranks}
-    evaluate_model(args.model, args.dataset, args.data_dir, descriptions_dir=args.descriptions_dir, ranks_file=ranks,
-                   split=args.split, output_dir=args.output_dir, batch_size=args.batch_size,
-                   max_samples=args.max_samples, max_text_length=args.max_text_length,
-                   max_aspect_length=args.max_aspect_length)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
