@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,8 @@ from test_train_lgsrr_fixtures import tiny_config
 from mmaffect.train import cli
 from mmaffect.train.checkpointing import LGSRR_LAYOUT, P2E_LAYOUT, resolve_resume
 from mmaffect.train.runtime import append_log_line, parameter_groups, stdout_logger
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _folder(path, marker=None, text="x"):
@@ -101,3 +104,34 @@ def test_one_log_format_and_p2e_reports_go_through_logging(tmp_path, capsys):
     report.info("[p2e] phase 1/3")
     assert capsys.readouterr().out == "[p2e] phase 1/3\n"
     assert logging.getLogger("mmaffect.p2e").propagate is False
+
+
+def test_p2e_resume_is_explicit_when_asked_and_refuses_a_changed_config(tmp_path):
+    """P2E's one resume policy, spelled as LGSRR's: latest (its default), a PATH, or null; other settings refused."""
+    from mmaffect.train.p2e import SimulatedInterruption, load_run_config, main, run_from_config
+    from mmaffect.train.p2e_phases import P2EConfigError
+    from mmaffect.train.p2e_synthetic import make_synthetic_corpus
+
+    corpus, out = make_synthetic_corpus(tmp_path / "data"), tmp_path / "out"
+    tiny = REPO / "configs" / "p2e_tiny.yaml"
+
+    def config(*sets):
+        return load_run_config(tiny, data_root=corpus, output_dir=out, sets=["phase_overrides.*.max_steps=8", "training.save_steps=2", *sets])
+
+    with pytest.raises(SimulatedInterruption):
+        run_from_config(config(), phases=["phase1_speech"], interrupt_after_steps={"phase1_speech": 6})
+    checkpoints = out / "phase1_speech" / "checkpoints"
+    step4 = checkpoints / "step-4"
+    assert [p.name for p in P2E_LAYOUT.complete(checkpoints)] == ["step-4", "step-6"]
+    with pytest.raises(ValueError, match=r"phase\.learning_rate: .*--training\.allow_config_change"):
+        run_from_config(config("phase_overrides.*.learning_rate=0.5"), phases=["phase1_speech"])
+    with pytest.raises(P2EConfigError, match="earlier run of phase 'phase1_speech'"):
+        run_from_config(config("training.resume_from_checkpoint=null"), phases=["phase1_speech"])
+    with pytest.raises(ValueError, match="not a complete checkpoint"):
+        run_from_config(config(f"training.resume_from_checkpoint={checkpoints / 'step-9'}"), phases=["phase1_speech"])
+    # the run option, as LGSRR spells it: continue from step 4 although step 6 is newer
+    assert main(["--config", str(tiny), "--data_root", str(corpus), "--output_dir", str(out), "--max_steps", "8",
+                 "--training.save_steps", "2", "--phases", "phase1_speech", "--resume_from_checkpoint", str(step4)]) == 0
+    steps = [json.loads(line)["step"] for line in (out / "phase1_speech" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6, 6, 8]  # (2 micro-batches per optimizer step) logged again from step 4 on
+    assert (out / "phase1_speech" / "DONE.json").is_file()

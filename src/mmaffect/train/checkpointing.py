@@ -75,15 +75,34 @@ def resolve_resume(resume: str | None, parent: Path, layout: CheckpointLayout) -
     return checkpoint
 
 
+def _flat(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def settings_changes(saved: dict | None, now: dict) -> dict[str, tuple]:
+    """``{dotted key: (saved, now)}`` for the settings a checkpoint was saved with that differ now; a key the saved
+    copy lacks (a setting added by a later version) is no change; no saved copy (older checkpoints): none."""
+    if saved is None:
+        return {}
+    old, new = (_flat(json.loads(json.dumps(values, default=str))) for values in (saved, now))  # tuples -> lists
+    return {key: (old[key], new.get(key)) for key in sorted(old) if old[key] != new.get(key)}
+
+
 def refuse_or_log_config_change(changes: dict[str, tuple], checkpoint: Path, allow: bool, log_path: Path,
-                                is_main_process: bool) -> None:
+                                is_main_process: bool, flag: str = "--allow_config_change") -> None:
     """A resumed run with another config: refused unless ``allow`` (then logged to ``log_path``, one JSON line)."""
     if not changes:
         return
     if not allow:
         listed = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items())
         raise ValueError(f"resume_from_checkpoint: {checkpoint} was saved with another config ({listed}); "
-                         f"pass --allow_config_change to continue with the new values (the change is logged in "
+                         f"pass {flag} to continue with the new values (the change is logged in "
                          f"{log_path}), or start a new output_dir")
     if is_main_process:
         logger.warning("resuming %s with a changed config: %s", checkpoint, sorted(changes))
@@ -127,4 +146,4 @@ def load_checkpoint(accelerator, checkpoint: Path) -> None:
 
 
 __all__ = ["CheckpointLayout", "LGSRR_LAYOUT", "P2E_LAYOUT", "load_checkpoint", "refuse_or_log_config_change",
-           "resolve_resume", "save_checkpoint"]
+           "resolve_resume", "save_checkpoint", "settings_changes"]

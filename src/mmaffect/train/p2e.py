@@ -84,7 +84,7 @@ from .p2e_phases import (
     read_config_file,
     trainable_report,
 )
-from .checkpointing import P2E_LAYOUT, save_checkpoint
+from .checkpointing import P2E_LAYOUT, refuse_or_log_config_change, resolve_resume, save_checkpoint, settings_changes
 from .runtime import (
     P2E_METRICS_LOG,
     append_log_line,
@@ -102,6 +102,12 @@ TRAINABLE_WEIGHTS = "trainable_weights.safetensors"
 TRAINER_STATE = "p2e_trainer_state.pt"
 COMPLETE_MARKER = P2E_LAYOUT.marker  # written last: present only in a complete checkpoint
 DONE_FILE = "DONE.json"
+CHECKPOINT_SETTINGS = "training_config.json"  # the settings a checkpoint was saved with (checked on resume)
+# training keys that may differ when a phase resumes: where and how it runs, not what it computes
+RESUME_FREE_TRAINING_KEYS = frozenset({
+    "resume_from_checkpoint", "allow_config_change", "num_workers", "report_to", "save_steps", "save_total_limit",
+    "logging_steps", "ddp_find_unused_parameters",
+})  # fmt: skip
 _REPORT = stdout_logger("mmaffect.p2e")  # the trainer's report lines (phases, data, checks) as bare lines on stdout
 
 
@@ -395,9 +401,11 @@ def complete_checkpoints(folder: Path) -> list[Path]:
     return P2E_LAYOUT.complete(folder)
 
 
-def _write_trainer_state(state: dict[str, Any], staging: Path) -> None:
-    """The P2E files of a checkpoint: the trainer state, then the ``COMPLETE`` marker."""
+def _write_trainer_state(state: dict[str, Any], staging: Path, settings: dict[str, Any] | None = None) -> None:
+    """The P2E files of a checkpoint: the trainer state, the settings it was saved with, then the ``COMPLETE`` marker."""
     torch.save(state, staging / TRAINER_STATE)
+    if settings is not None:
+        (staging / CHECKPOINT_SETTINGS).write_text(json.dumps(settings, indent=2, default=str), encoding="utf-8")
     (staging / COMPLETE_MARKER).write_text(f"{state['phase']} step {state['step']}\n", encoding="utf-8")
 
 
@@ -819,9 +827,9 @@ class P2ETrainer:
         run.model, run.optimizer = self.accelerator.prepare(run.model, optimizer)
 
     def _setup_phase_resume(self, run: "_PhaseRun") -> None:
-        """Continue from the newest complete checkpoint of the phase; a fresh phase gets the trainable-group check."""
+        """Continue from the phase's checkpoint (:meth:`resume_checkpoint`); a fresh phase gets the trainable-group check."""
         accelerator, phase, training = self.accelerator, run.phase, run.training
-        latest = P2E_LAYOUT.latest(run.phase_dir / "checkpoints")  # a restarted run continues the unfinished phase
+        latest = self.resume_checkpoint(run.phase)
         if latest is not None:
             accelerator.load_state(str(latest))
             state = read_trainer_state(latest / TRAINER_STATE)
@@ -834,6 +842,35 @@ class P2ETrainer:
             run.check = TrainableGroupCheck(accelerator.unwrap_model(run.model), run.groups,
                                             min(training.trainable_check_steps, run.total_optimizer_steps), accelerator,
                                             phase.name, allow_non_finite=training.mixed_precision == "fp16")
+
+    def resume_checkpoint(self, phase: PhaseSpec) -> Path | None:
+        """The checkpoint the phase continues from (``training.resume_from_checkpoint``: ``latest``, the default - a
+        restarted curriculum continues its running phase; a path - for the phase it belongs to; ``null`` - a fresh
+        phase, refused while checkpoints of an earlier run exist). Saved with other settings: refused unless
+        ``training.allow_config_change`` (then logged in the phase's ``config_changes.jsonl``)."""
+        training, checkpoints_dir = self.config.training, self.phase_dir(phase) / "checkpoints"
+        resume = training.resume_from_checkpoint
+        if resume is None or str(resume).lower() in ("none", "null", "false"):
+            if P2E_LAYOUT.complete(checkpoints_dir):
+                raise P2EConfigError(f"{checkpoints_dir} holds checkpoints of an earlier run of phase {phase.name!r}: "
+                                     "training.resume_from_checkpoint latest continues it, or delete the folder")
+            return None
+        checkpoint = resolve_resume(resume, checkpoints_dir, P2E_LAYOUT)
+        if resume != "latest" and read_trainer_state(checkpoint / TRAINER_STATE)["phase"] != phase.name:
+            checkpoint = P2E_LAYOUT.latest(checkpoints_dir)  # the given checkpoint belongs to another phase
+        if checkpoint is not None:
+            saved_file = checkpoint / CHECKPOINT_SETTINGS
+            saved = json.loads(saved_file.read_text(encoding="utf-8")) if saved_file.is_file() else None  # older: none
+            refuse_or_log_config_change(settings_changes(saved, self.checkpoint_settings(phase)), checkpoint,
+                                        training.allow_config_change, self.phase_dir(phase) / "config_changes.jsonl",
+                                        self.accelerator.is_main_process, flag="--training.allow_config_change true")
+        return checkpoint
+
+    def checkpoint_settings(self, phase: PhaseSpec) -> dict[str, Any]:
+        """What a resumed phase must share with its checkpoint: the seed, the phase, the training settings (less
+        those about where and how it runs)."""
+        training = {k: v for k, v in asdict(self.config.training).items() if k not in RESUME_FREE_TRAINING_KEYS}
+        return {"seed": self.config.seed, "phase": _phase_record(phase), "training": training}
 
     def _setup_phase_loader(self, run: "_PhaseRun") -> None:
         training, accelerator = run.training, self.accelerator
@@ -951,7 +988,8 @@ class P2ETrainer:
         """``step-{step}`` (budget units): the trainable weights, optimizer and RNG states (Accelerate), the sampler
         position and the micro-batch count (the learning rate is a function of it)."""
         state = {"phase": phase.name, "step": step, "micro_batches": micro_batches, "sampler": sampler.state_dict()}
-        return save_checkpoint(self.accelerator, P2E_LAYOUT.folder(folder, step), functools.partial(_write_trainer_state, state), P2E_LAYOUT,
+        writer = functools.partial(_write_trainer_state, state, settings=self.checkpoint_settings(phase))
+        return save_checkpoint(self.accelerator, P2E_LAYOUT.folder(folder, step), writer, P2E_LAYOUT,
                                keep=self.config.training.save_total_limit)
 
     def save_phase_artifacts(self, index, phase, model, processor, report, last_logged, seconds, init_from=None) -> dict[str, Any]:
@@ -1093,11 +1131,15 @@ def run_from_config(config: Mapping[str, Any] | P2EConfig, **overrides) -> dict[
 
 
 # Options of a P2E run that are not config keys (``--max_steps N`` is ``--phase_overrides.*.max_steps N``).
-RUN_OPTIONS = ("overlay", "phases", "make_synthetic_data", "print_config", "check_data", "max_steps")
+RUN_OPTIONS = ("overlay", "phases", "make_synthetic_data", "print_config", "check_data", "max_steps",
+               "resume_from_checkpoint", "allow_config_change")
+TRAINING_RUN_OPTIONS = ("resume_from_checkpoint", "allow_config_change")  # spelled as LGSRR's: training.* keys
 RUN_OPTIONS_HELP = """nano_emox run options (not config keys):
   --overlay FILE.yaml        merge that file's own keys on top (repeatable), e.g. configs/p2e_tiny.yaml
   --phases NAME [NAME ...]   run only these phases (earlier ones must be done)
   --max_steps N              step budget of every phase (= --phase_overrides.*.max_steps N)
+  --resume_from_checkpoint latest|PATH|null   (= --training.resume_from_checkpoint; default latest)
+  --allow_config_change      resume a checkpoint saved with other settings (= --training.allow_config_change true)
   --make_synthetic_data DIR  write the synthetic corpus to DIR and use it as data_root
   --print_config             print the resolved phases and exit
   --check_data               read every dataset of the (chosen) phases, report what is missing, exit (1 if not ready)
@@ -1164,6 +1206,8 @@ def _run_options(overrides: Sequence) -> tuple[dict[str, Any], list]:
             rest.append(item)
         elif name == "max_steps":
             rest.append(Override("phase_overrides.*.max_steps", item.value, item.flag))
+        elif name in TRAINING_RUN_OPTIONS:
+            rest.append(Override(f"training.{name}", item.value, item.flag))
         elif name in ("overlay", "phases"):
             values = item.value if isinstance(item.value, list) else [item.value]
             options[name] = (options[name] or []) + [str(v) for v in values]
