@@ -135,3 +135,16 @@ def test_p2e_resume_is_explicit_when_asked_and_refuses_a_changed_config(tmp_path
     steps = [json.loads(line)["step"] for line in (out / "phase1_speech" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [2, 4, 6, 6, 8]  # (2 micro-batches per optimizer step) logged again from step 4 on
     assert (out / "phase1_speech" / "DONE.json").is_file()
+
+
+def test_the_trainers_read_top_to_bottom_no_function_over_80_lines():
+    """Each trainer is setup steps + a loop + save (issue: loops that read top to bottom)."""
+    import ast
+
+    train = REPO / "src" / "mmaffect" / "train"
+    long = []
+    for name in ("lgsrr.py", "p2e.py", "p2e_phases.py", "checkpointing.py", "runtime.py"):
+        for node in ast.walk(ast.parse((train / name).read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80:
+                long.append(f"{name}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert long == []
