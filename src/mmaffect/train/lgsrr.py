@@ -1,6 +1,8 @@
 """Train LGSRR (or the text-only baseline) with 🤗 Accelerate, following the paper's protocol (§4.1).
 
-Read top to bottom: config → models → data → one training run → several seeds → ``main``.
+Read top to bottom: config → models → data → one training run (:class:`LGSRRRun`: ``setup_*`` steps, the epochs,
+the test of the best epoch) → several seeds → ``main``. Checkpoints, resume and logging are shared with the P2E
+trainer (``checkpointing.py``, ``runtime.py``).
 
     python train.py --config configs/lgsrr_mintrec2.yaml                  # one process
     accelerate launch train.py --config configs/lgsrr_mintrec2.yaml       # DDP, any number of processes
@@ -881,5 +883,5 @@ def main(cfg: LGSRRTrainingConfig) -> int:
     return 0 if result.get("finished", True) else 3
 
 
-__all__ = ["LGSRRTrainingConfig", "TextOnlyClassifier", "LGSRRTrainingModule", "BatchOrder", "aggregate", "config_from_dict",
+__all__ = ["LGSRRRun", "LGSRRTrainingConfig", "TextOnlyClassifier", "LGSRRTrainingModule", "BatchOrder", "aggregate", "config_from_dict",
            "load_yaml", "main", "predict", "resolve_encoder", "run", "score", "train", "config_schema"]
