@@ -21,7 +21,9 @@ The run is the config's phases in order (``p2e_phases``). For each phase, top to
 5. after the first optimizer steps, check that every trainable group received finite, non-zero gradients and
    changed (:class:`TrainableGroupCheck`; a phase whose data lack its modality stops with the group named);
 6. checkpoint every ``save_steps`` (``accelerator.save_state`` with the trainable weights only, plus the sampler
-   position and the micro-batch count) and resume from the newest complete checkpoint after a crash;
+   position and the micro-batch count; ``checkpointing.py``, shared with LGSRR) and resume after a crash from the
+   newest complete checkpoint (``--resume_from_checkpoint latest``, the default; or a PATH; a changed config is
+   refused unless ``--allow_config_change``);
 7. save the phase's artifacts: ``model/`` (``save_pretrained`` with remote code + processor; LoRA merged),
    ``lora_adapter/`` (PEFT, loadable on the previous phase's model and mergeable), the reports, ``DONE.json``.
 
