@@ -1,6 +1,8 @@
 """Train LGSRR (or the text-only baseline) with 🤗 Accelerate, following the paper's protocol (§4.1).
 
-Read top to bottom: config → models → data → one training run → several seeds → ``main``.
+Read top to bottom: config → models → data → one training run (:class:`LGSRRRun`: ``setup_*`` steps, the epochs,
+the test of the best epoch) → several seeds → ``main``. Checkpoints, resume and logging are shared with the P2E
+trainer (``checkpointing.py``, ``runtime.py``).
 
     python train.py --config configs/lgsrr_mintrec2.yaml                  # one process
     accelerate launch train.py --config configs/lgsrr_mintrec2.yaml       # DDP, any number of processes
@@ -41,23 +43,16 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
-from tqdm.auto import tqdm
 
-from mmaffect.checkpoints import (
-    check_weight_files,
-    explain_load_error,
-    publish_folder,
-    recover_folder,
-    require_existing_path,
-    write_text_atomic,
-)
-from mmaffect.errors import CheckpointError, one_line
+from mmaffect.checkpoints import publish_folder, recover_folder, require_existing_path, write_text_atomic
 from mmaffect.metrics.classification import METRIC_NAMES
 from mmaffect.models.text_only import TextOnlyClassifier  # the text-only baseline (the encoder's own head)
 
 from .lgsrr_parts import BatchOrder, LGSRRTrainingModule, TrainingCollator, make_loader, predict
 from .paths import expand_path
-from .runtime import cpu_kernel_settings, resolve_mixed_precision
+from . import runtime
+from .checkpointing import LGSRR_LAYOUT, load_checkpoint, refuse_or_log_config_change, resolve_resume, save_checkpoint
+from .runtime import TRAIN_LOG, append_log_line, cpu_kernel_settings, main_process_bar, resolve_mixed_precision, setup_logging
 
 logger = logging.getLogger("mmaffect.train")
 
@@ -326,19 +321,10 @@ def load_data(cfg: LGSRRTrainingConfig, tokenizer):
 def parameter_groups(module: nn.Module, cfg: LGSRRTrainingConfig) -> list[dict]:
     """AdamW groups: encoder vs head (``head_learning_rate``) x decay vs no decay (biases, LayerNorm)."""
     encoder_ids = {id(p) for m in encoder_modules(module) for p in m.parameters()}
-    head_lr = cfg.head_learning_rate or cfg.learning_rate
-    groups = {}
-    for name, param in module.named_parameters():
-        if not param.requires_grad:
-            continue
-        no_decay = name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name or "layernorm" in name
-        part = "encoder" if id(param) in encoder_ids else "head"
-        key = (part, no_decay)
-        if key not in groups:
-            groups[key] = {"params": [], "lr": cfg.learning_rate if part == "encoder" else head_lr,
-                           "weight_decay": 0.0 if no_decay else cfg.weight_decay, "name": f"{part}{'_no_decay' * no_decay}"}
-        groups[key]["params"].append(param)
-    return list(groups.values())
+    return runtime.parameter_groups(
+        module.named_parameters(), cfg.weight_decay, no_decay="bias_and_layernorm",
+        part_of=lambda name, param: "encoder" if id(param) in encoder_ids else "head",
+        learning_rates={"encoder": cfg.learning_rate, "head": cfg.head_learning_rate or cfg.learning_rate})
 
 
 def adamw(params, **kwargs) -> torch.optim.AdamW:
@@ -417,8 +403,7 @@ RESUME_FREE_KEYS = frozenset({
 
 
 def _latest_checkpoint(folder: Path) -> Path | None:
-    checkpoints = [p for p in (folder / "checkpoints").glob("step_*") if (p / "progress_done").exists()]
-    return max(checkpoints, key=lambda p: int(p.name.split("_")[1])) if checkpoints else None
+    return LGSRR_LAYOUT.latest(folder / "checkpoints")
 
 
 def saved_config(checkpoint: Path, run_dir: Path) -> dict | None:
@@ -430,37 +415,23 @@ def saved_config(checkpoint: Path, run_dir: Path) -> dict | None:
     return None
 
 
+def _flat_config(values: dict) -> dict:
+    """A config as ``{key: value}`` with ``model.*`` keys one by one and the resume-free keys left out."""
+    values = json.loads(json.dumps(values, default=str))  # tuples -> lists, as the saved copy has them
+    out = {k: v for k, v in values.items() if k != "model" and k not in RESUME_FREE_KEYS}
+    out.update({f"model.{k}": v for k, v in (values.get("model") or {}).items()})
+    return out
+
+
 def config_changes(saved: dict | None, cfg: LGSRRTrainingConfig) -> dict[str, tuple]:
     """``{key: (saved value, new value)}`` for every key that changes what a resumed run computes
     (``model.*`` keys one by one). A top-level key the saved config lacks (a field added by a later
     mmaffect version) is not a change."""
     if saved is None:
         return {}
-
-    def flat(values: dict) -> dict:
-        values = json.loads(json.dumps(values, default=str))  # tuples -> lists, as the saved copy has them
-        out = {k: v for k, v in values.items() if k != "model" and k not in RESUME_FREE_KEYS}
-        out.update({f"model.{k}": v for k, v in (values.get("model") or {}).items()})
-        return out
-
-    old, new = flat(saved), flat(dataclasses.asdict(cfg))
+    old, new = _flat_config(saved), _flat_config(dataclasses.asdict(cfg))
     keys = {k for k in new if k in old or k.startswith("model.")} | {k for k in old if k.startswith("model.")}
     return {k: (old.get(k), new.get(k)) for k in sorted(keys) if old.get(k) != new.get(k)}
-
-
-def load_checkpoint(accelerator, checkpoint: Path) -> None:
-    """``accelerator.load_state`` with errors that name the checkpoint: a corrupt weights file, a missing or
-    unexpected tensor (refused: ``load_state`` is strict), or an unreadable state file."""
-    import pickle
-
-    check_weight_files(checkpoint)
-    try:
-        accelerator.load_state(str(checkpoint))
-    except RuntimeError as error:
-        raise (explain_load_error(error, f"checkpoint {checkpoint}") or
-               CheckpointError(f"checkpoint {checkpoint} cannot be loaded: {one_line(error)}")) from error
-    except (OSError, EOFError, pickle.UnpicklingError) as error:
-        raise CheckpointError(f"checkpoint {checkpoint} cannot be loaded: {one_line(error)}") from error
 
 
 def train(cfg: LGSRRTrainingConfig, run_dir: str | os.PathLike | None = None) -> dict:
@@ -477,198 +448,213 @@ def train(cfg: LGSRRTrainingConfig, run_dir: str | os.PathLike | None = None) ->
 
 
 def _train(cfg: LGSRRTrainingConfig, run_dir: Path) -> dict:
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration, set_seed
-    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+    """Setup steps, the epochs, the test of the best epoch (see :class:`LGSRRRun`)."""
+    run = LGSRRRun(cfg, run_dir)
+    finished = run.setup_output_dir()
+    if finished is not None:
+        return finished
+    run.setup_data_and_model()
+    run.setup_features_cache()
+    run.setup_loaders()
+    run.setup_optimizer()
+    run.setup_resume()
+    if not run.train_epochs():
+        return {"finished": False, "epoch": run.progress.epoch, "history": run.progress.history}
+    return run.test_and_save()
 
-    from mmaffect.datasets_scripts import LGSRRDataCollator
 
-    from .evaluate import write_evaluation
-    from .features_cache import cached_features
-    from .model_card import write_model_card
+class LGSRRRun:
+    """One LGSRR training run, read top to bottom: the ``setup_*`` steps in the order :func:`_train` calls them
+    (the order fixes the RNG stream: do not reorder), :meth:`train_epochs`, :meth:`test_and_save`."""
 
-    start_time, start_cpu = time.time(), time.process_time()
-    mixed_precision = resolve_mixed_precision(cfg.mixed_precision)
-    # Several runs in one process (seeds, tests) may differ in precision: start each from a fresh
-    # AcceleratorState (the process group, PartialState, is kept).
-    from accelerate.state import AcceleratorState
+    def __init__(self, cfg: LGSRRTrainingConfig, run_dir: Path):
+        from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
+        from accelerate.utils import ProjectConfiguration
 
-    AcceleratorState._reset_state(reset_partial_state=False)
-    accelerator = Accelerator(
-        mixed_precision=mixed_precision,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        log_with="tensorboard" if cfg.report_to == "tensorboard" else None,
-        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tensorboard")),
-    )
-    main_process = accelerator.is_main_process
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per checkpoint file otherwise
-    if not main_process:
-        logger.setLevel(logging.WARNING)
+        self.cfg, self.run_dir = cfg, run_dir
+        self.start_time, self.start_cpu = time.time(), time.process_time()
+        self.mixed_precision = resolve_mixed_precision(cfg.mixed_precision)
+        # Several runs in one process (seeds, tests) may differ in precision: start each from a fresh
+        # AcceleratorState (the process group, PartialState, is kept).
+        AcceleratorState._reset_state(reset_partial_state=False)
+        self.accelerator = Accelerator(
+            mixed_precision=self.mixed_precision,
+            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+            log_with="tensorboard" if cfg.report_to == "tensorboard" else None,
+            project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tensorboard")),
+        )
+        self.main_process = self.accelerator.is_main_process
+        setup_logging(self.main_process)
+        self.checkpoint: Path | None = None
+        self.is_lgsrr = cfg.variant == "lgsrr"
 
-    # Output folder: a finished run is never silently overwritten; an unfinished one needs --resume.
-    resume = cfg.resume_from_checkpoint
-    checkpoint = None
-    if main_process:
-        recover_folder(run_dir / "best_model")  # a kill between the two renames of a best-model swap
-    if resume:
-        checkpoint = _latest_checkpoint(run_dir) if resume == "latest" else Path(resume)
-        if checkpoint is not None and not (checkpoint / "progress_done").exists():
-            raise ValueError(f"resume_from_checkpoint={resume!r}: {checkpoint} is not a complete checkpoint")
-        if resume == "latest" and (run_dir / "results.json").exists():
-            logger.info("%s already finished; reading its results.json", run_dir)
-            return json.loads((run_dir / "results.json").read_text())
-        if checkpoint is not None:
-            changes = config_changes(saved_config(checkpoint, run_dir), cfg)
-            if changes and not cfg.allow_config_change:
-                listed = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items())
-                raise ValueError(f"resume_from_checkpoint: {checkpoint} was saved with another config ({listed}); "
-                                 f"pass --allow_config_change to continue with the new values (the change is logged in "
-                                 f"{run_dir / 'config_changes.jsonl'}), or start a new output_dir")
-            if changes and main_process:
-                logger.warning("resuming %s with a changed config: %s", checkpoint, sorted(changes))
-                with open(run_dir / "config_changes.jsonl", "a") as f:
-                    f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "checkpoint": str(checkpoint),
-                                        "changes": {k: {"from": old, "to": new} for k, (old, new) in changes.items()}},
-                                       default=str) + "\n")
-    elif (run_dir / "results.json").exists() or (run_dir / "checkpoints").exists():
-        if not cfg.overwrite_output_dir:
-            raise FileExistsError(f"output folder {run_dir} holds a previous run: pass --resume_from_checkpoint latest "
-                                  f"to continue it or --overwrite_output_dir true to start again")
-        if main_process:
-            for name in ("checkpoints", "best_model", "test", "results.json", "train_log.jsonl", "tensorboard",
-                         "config_changes.jsonl"):
-                target = run_dir / name
-                shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
-    accelerator.wait_for_everyone()
-    if main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    # ------------------------------------------------------------------------------------------- setup
+    def setup_output_dir(self) -> dict | None:
+        """A finished run is never silently overwritten; an unfinished one needs ``--resume_from_checkpoint``.
+        Returns the results of a finished run that ``latest`` asks to resume, else None."""
+        cfg, run_dir = self.cfg, self.run_dir
+        if self.main_process:
+            recover_folder(run_dir / "best_model")  # a kill between the two renames of a best-model swap
+        if cfg.resume_from_checkpoint:
+            self.checkpoint = resolve_resume(cfg.resume_from_checkpoint, run_dir / "checkpoints", LGSRR_LAYOUT)
+            if cfg.resume_from_checkpoint == "latest" and (run_dir / "results.json").exists():
+                logger.info("%s already finished; reading its results.json", run_dir)
+                return json.loads((run_dir / "results.json").read_text())
+            if self.checkpoint is not None:
+                refuse_or_log_config_change(config_changes(saved_config(self.checkpoint, run_dir), cfg), self.checkpoint,
+                                            cfg.allow_config_change, run_dir / "config_changes.jsonl", self.main_process)
+        elif (run_dir / "results.json").exists() or (run_dir / "checkpoints").exists():
+            if not cfg.overwrite_output_dir:
+                raise FileExistsError(f"output folder {run_dir} holds a previous run: pass --resume_from_checkpoint latest "
+                                      f"to continue it or --overwrite_output_dir true to start again")
+            if self.main_process:
+                for name in ("checkpoints", "best_model", "test", "results.json", TRAIN_LOG, "tensorboard",
+                             "config_changes.jsonl"):
+                    target = run_dir / name
+                    shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+        self.accelerator.wait_for_everyone()
+        if self.main_process:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+        return None
 
-    # Data and model. The seed fixes the head's initialisation, dropout and the batch order.
-    set_seed(cfg.seed)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder(cfg.encoder))
-    with accelerator.main_process_first():
-        data, label_names = load_data(cfg, tokenizer)
-    module = build_model(cfg, label_names)
-    is_lgsrr = cfg.variant == "lgsrr"
-    token_collator = LGSRRDataCollator(tokenizer)
+    def setup_data_and_model(self) -> None:
+        """Tokenizer, splits, model. The seed fixes the head's initialisation, dropout and the batch order."""
+        from accelerate.utils import set_seed
+        from transformers import AutoTokenizer
 
-    # Cached frozen-encoder features: for freeze_encoder / freeze_aspect_encoder / head warm-up.
-    needs_cache = cfg.freeze_encoder or cfg.freeze_aspect_encoder or cfg.head_warmup_epochs > 0
-    cache = {}
-    if needs_cache:
-        encode_module = module if is_lgsrr else _TextEncoder(module)
-        model_config = module.config.to_dict() if is_lgsrr else {"pooling": module.pooling}
-        cache_settings = {k: model_config.get(k) for k in ("pooling", "aspects")} | {"variant": cfg.variant}
-        for split in ("train", "validation", "test"):
-            table = cached_features(encode_module, data[split], token_collator, cfg.features_cache_dir,
-                                    encoders=encoder_modules(module), settings=cache_settings, split=split,
-                                    batch_size=cfg.eval_batch_size, is_main_process=main_process,
-                                    wait_for_everyone=accelerator.wait_for_everyone)
-            cache[split] = {name: torch.from_numpy(np.asarray(table.with_format("numpy")[name]))
-                            for name in table.column_names}
-    if cfg.freeze_encoder:
-        freeze(encoder_modules(module))
-    elif cfg.freeze_aspect_encoder:
-        freeze([module.model.lgsrr.aspect_encoder])
+        from mmaffect.datasets_scripts import LGSRRDataCollator
 
-    def collator_for(split: str) -> TrainingCollator:
+        set_seed(self.cfg.seed)
+        self.tokenizer = AutoTokenizer.from_pretrained(resolve_encoder(self.cfg.encoder))
+        with self.accelerator.main_process_first():
+            self.data, self.label_names = load_data(self.cfg, self.tokenizer)
+        self.module = build_model(self.cfg, self.label_names)
+        self.token_collator = LGSRRDataCollator(self.tokenizer)
+
+    def setup_features_cache(self) -> None:
+        """Cached frozen-encoder features: for freeze_encoder / freeze_aspect_encoder / head warm-up."""
+        from .features_cache import cached_features
+
+        cfg, module = self.cfg, self.module
+        self.cache = {}
+        if cfg.freeze_encoder or cfg.freeze_aspect_encoder or cfg.head_warmup_epochs > 0:
+            encode_module = module if self.is_lgsrr else _TextEncoder(module)
+            model_config = module.config.to_dict() if self.is_lgsrr else {"pooling": module.pooling}
+            cache_settings = {k: model_config.get(k) for k in ("pooling", "aspects")} | {"variant": cfg.variant}
+            for split in ("train", "validation", "test"):
+                table = cached_features(encode_module, self.data[split], self.token_collator, cfg.features_cache_dir,
+                                        encoders=encoder_modules(module), settings=cache_settings, split=split,
+                                        batch_size=cfg.eval_batch_size, is_main_process=self.main_process,
+                                        wait_for_everyone=self.accelerator.wait_for_everyone)
+                self.cache[split] = {name: torch.from_numpy(np.asarray(table.with_format("numpy")[name]))
+                                     for name in table.column_names}
         if cfg.freeze_encoder:
-            return TrainingCollator(token_collator, cache[split]["text_embeds"], cache[split].get("aspect_embeds"))
-        if cfg.freeze_aspect_encoder:
-            return TrainingCollator(token_collator, None, cache[split]["aspect_embeds"])
-        return TrainingCollator(token_collator)
+            freeze(encoder_modules(module))
+        elif cfg.freeze_aspect_encoder:
+            freeze([module.model.lgsrr.aspect_encoder])
 
-    with_aspects = is_lgsrr and not (cfg.freeze_aspect_encoder or cfg.freeze_encoder)
-    train_loader, train_order = make_loader(data["train"], collator_for("train"), cfg.train_batch_size, cfg.seed,
-                                            True, cfg.group_by_length, with_aspects, cfg.num_workers)
-    eval_loaders = {split: make_loader(data[split], collator_for(split), cfg.eval_batch_size, cfg.seed, False, True,
-                                       with_aspects, cfg.num_workers)[0] for split in ("validation", "test")}
-    progress = TrainingProgress(cfg.metric_for_best_model, cfg.early_stopping_patience)
-    progress._marks = (start_time, start_cpu)
+    def collator_for(self, split: str) -> TrainingCollator:
+        """Token batches, with the cached features the frozen encoder(s) would compute."""
+        if self.cfg.freeze_encoder:
+            return TrainingCollator(self.token_collator, self.cache[split]["text_embeds"], self.cache[split].get("aspect_embeds"))
+        if self.cfg.freeze_aspect_encoder:
+            return TrainingCollator(self.token_collator, None, self.cache[split]["aspect_embeds"])
+        return TrainingCollator(self.token_collator)
 
-    # Head warm-up on cached features, before prepare(): each process runs the same deterministic
-    # loop on the full train split, so all replicas start fine-tuning from the same warm head.
-    if cfg.head_warmup_epochs > 0 and not cfg.freeze_encoder and checkpoint is None:
-        warm_up_head(module, cfg, data["train"], cache["train"], token_collator, accelerator)
+    def setup_loaders(self) -> None:
+        """The train loader (batch order: a function of (seed, epoch)), the dev/test loaders, the progress."""
+        cfg, data = self.cfg, self.data
+        with_aspects = self.is_lgsrr and not (cfg.freeze_aspect_encoder or cfg.freeze_encoder)
+        self.train_loader, self.train_order = make_loader(data["train"], self.collator_for("train"), cfg.train_batch_size,
+                                                          cfg.seed, True, cfg.group_by_length, with_aspects, cfg.num_workers)
+        self.eval_loaders = {split: make_loader(data[split], self.collator_for(split), cfg.eval_batch_size, cfg.seed, False,
+                                                True, with_aspects, cfg.num_workers)[0] for split in ("validation", "test")}
+        self.progress = TrainingProgress(cfg.metric_for_best_model, cfg.early_stopping_patience)
+        self.progress._marks = (self.start_time, self.start_cpu)
 
-    optimizer = adamw(parameter_groups(module, cfg), lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
-                      eps=cfg.adam_epsilon)
-    module, optimizer, train_loader, *eval_list = accelerator.prepare(module, optimizer, train_loader,
-                                                                     *eval_loaders.values())
-    eval_loaders = dict(zip(eval_loaders, eval_list))
-    updates_per_epoch = math.ceil(len(train_loader) / cfg.gradient_accumulation_steps)
-    total_updates = updates_per_epoch * cfg.num_train_epochs
-    # Accelerate steps a prepared scheduler once per process per update: scale its horizon to match.
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_updates * cfg.warmup_ratio) * accelerator.num_processes,
-                                                total_updates * accelerator.num_processes)
-    scheduler = accelerator.prepare(scheduler)
-    accelerator.register_for_checkpointing(progress)
-    if checkpoint is not None:
-        load_checkpoint(accelerator, checkpoint)  # progress keeps the marks of this invocation's start
-        logger.info("resumed from %s: epoch %d, step %d of the epoch", checkpoint, progress.epoch, progress.step_in_epoch)
-        saved, progress.kernel_settings = progress.kernel_settings, cpu_kernel_settings()
-        if saved != progress.kernel_settings and accelerator.device.type == "cpu":
-            logger.warning("resuming with %s but the checkpoint was written with %s: training continues correctly, but "
-                           "matches an uninterrupted run only to float rounding (OMP_NUM_THREADS=%s resumes bit-exactly)",
-                           progress.kernel_settings, saved, saved.get("threads"))
-    if main_process:  # the epochs of the checkpoint: a kill after an epoch's line and before its checkpoint logged it
-        write_text_atomic(run_dir / "train_log.jsonl", "".join(json.dumps(h) + "\n" for h in progress.history))
-    if cfg.report_to == "tensorboard":
-        accelerator.init_trackers("lgsrr", config={k: v for k, v in dataclasses.asdict(cfg).items()
-                                                   if isinstance(v, (int, float, str, bool))})
+    def setup_optimizer(self) -> None:
+        """Head warm-up (before prepare(): every process runs the same deterministic loop on the full train split,
+        so all replicas start from the same warm head), AdamW groups, prepare, the linear schedule."""
+        from transformers import get_linear_schedule_with_warmup
 
-    def save_checkpoint() -> None:
-        # Written into a hidden staging folder and renamed into place (mmaffect.checkpoints): a kill or a full
-        # disk never leaves a step_* folder; the previous checkpoint is removed only once this one is complete.
-        progress.mark_time()
-        folder = run_dir / "checkpoints" / f"step_{progress.global_step:07d}"
-        with publish_folder(folder, is_main_process=main_process, wait_for_everyone=accelerator.wait_for_everyone,
-                            what="checkpoint", previous=_latest_checkpoint(run_dir)) as staging:
-            accelerator.save_state(str(staging))
-            if main_process:
-                (staging / CHECKPOINT_CONFIG).write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-                (staging / "progress_done").write_text(json.dumps({"epoch": progress.epoch, "step": progress.global_step}))
-        if main_process:
-            for old in (run_dir / "checkpoints").glob("step_*"):
-                if old != folder:
-                    shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
+        cfg, accelerator = self.cfg, self.accelerator
+        if cfg.head_warmup_epochs > 0 and not cfg.freeze_encoder and self.checkpoint is None:
+            warm_up_head(self.module, cfg, self.data["train"], self.cache["train"], self.token_collator, accelerator)
+        optimizer = adamw(parameter_groups(self.module, cfg), lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                          eps=cfg.adam_epsilon)
+        self.module, self.optimizer, self.train_loader, *eval_list = accelerator.prepare(
+            self.module, optimizer, self.train_loader, *self.eval_loaders.values())
+        self.eval_loaders = dict(zip(self.eval_loaders, eval_list))
+        total_updates = math.ceil(len(self.train_loader) / cfg.gradient_accumulation_steps) * cfg.num_train_epochs
+        # Accelerate steps a prepared scheduler once per process per update: scale its horizon to match.
+        scheduler = get_linear_schedule_with_warmup(self.optimizer, int(total_updates * cfg.warmup_ratio) * accelerator.num_processes,
+                                                    total_updates * accelerator.num_processes)
+        self.scheduler = accelerator.prepare(scheduler)
+        accelerator.register_for_checkpointing(self.progress)
+        self.trainable = [p for p in self.module.parameters() if p.requires_grad]
 
-    def save_best() -> None:
-        unwrapped = accelerator.unwrap_model(module)
-        with publish_folder(run_dir / "best_model", is_main_process=main_process,
-                            wait_for_everyone=accelerator.wait_for_everyone, what="best model") as staging:
-            unwrapped.save_pretrained(staging, is_main_process=main_process, save_function=accelerator.save)
-            if main_process:
-                save_preprocessing(staging, tokenizer, unwrapped, cfg)
-                (staging / "training_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    def setup_resume(self) -> None:
+        """Load the checkpoint (if any), rewrite the log from its history, start the trackers."""
+        cfg, accelerator, progress = self.cfg, self.accelerator, self.progress
+        if self.checkpoint is not None:
+            load_checkpoint(accelerator, self.checkpoint)  # progress keeps the marks of this invocation's start
+            logger.info("resumed from %s: epoch %d, step %d of the epoch", self.checkpoint, progress.epoch, progress.step_in_epoch)
+            saved, progress.kernel_settings = progress.kernel_settings, cpu_kernel_settings()
+            if saved != progress.kernel_settings and accelerator.device.type == "cpu":
+                logger.warning("resuming with %s but the checkpoint was written with %s: training continues correctly, but "
+                               "matches an uninterrupted run only to float rounding (OMP_NUM_THREADS=%s resumes bit-exactly)",
+                               progress.kernel_settings, saved, saved.get("threads"))
+        if self.main_process:  # the epochs of the checkpoint: a kill after an epoch's line and before its checkpoint logged it
+            write_text_atomic(self.run_dir / TRAIN_LOG, "".join(json.dumps(h) + "\n" for h in progress.history))
+        if cfg.report_to == "tensorboard":
+            accelerator.init_trackers("lgsrr", config={k: v for k, v in dataclasses.asdict(cfg).items()
+                                                       if isinstance(v, (int, float, str, bool))})
+        logger.info("%s: %d train / %d dev / %d test rows, %d trainable parameters, %d processes, mixed precision %s",
+                    cfg.variant, len(self.data["train"]), len(self.data["validation"]), len(self.data["test"]),
+                    sum(p.numel() for p in self.trainable), accelerator.num_processes, self.mixed_precision)
 
-    trainable = [p for p in module.parameters() if p.requires_grad]
-    logger.info("%s: %d train / %d dev / %d test rows, %d trainable parameters, %d processes, mixed precision %s",
-                cfg.variant, len(data["train"]), len(data["validation"]), len(data["test"]),
-                sum(p.numel() for p in trainable), accelerator.num_processes, mixed_precision)
+    # ------------------------------------------------------------------------------------------- loop
+    def train_epochs(self) -> bool:
+        """Epochs until the last one, early stopping or ``stop_after_epochs``; False when stopped unfinished."""
+        cfg, progress = self.cfg, self.progress
+        epochs_this_call = 0
+        while progress.epoch < cfg.num_train_epochs and not progress.stopped_early:
+            self.train_one_epoch()
+            improved = self.end_epoch()
+            epochs_this_call += 1
+            if improved:
+                self.save_best()
+            self.save_checkpoint()
+            if cfg.stop_after_epochs and epochs_this_call >= cfg.stop_after_epochs and progress.epoch < cfg.num_train_epochs \
+                    and not progress.stopped_early:
+                logger.info("stop_after_epochs=%d reached; resume with --resume_from_checkpoint latest", cfg.stop_after_epochs)
+                self.accelerator.end_training()
+                return False
+        if progress.stopped_early:
+            logger.info("early stopping after epoch %d (best epoch %d)", progress.epoch, progress.best_epoch)
+        return True
 
-    # The loop.
-    epochs_this_call = 0
-    while progress.epoch < cfg.num_train_epochs and not progress.stopped_early:
+    def train_one_epoch(self) -> None:
+        """The rest of the current epoch (from ``step_in_epoch`` on a resumed run), gradient accumulation by Accelerate."""
+        cfg, accelerator, progress, module = self.cfg, self.accelerator, self.progress, self.module
         epoch_start = time.time()
-        train_order.use_epoch(progress.epoch)
+        self.train_order.use_epoch(progress.epoch)
         module.train()
-        loader = accelerator.skip_first_batches(train_loader, progress.step_in_epoch) if progress.step_in_epoch else train_loader
-        bar = tqdm(loader, desc=f"epoch {progress.epoch + 1}/{cfg.num_train_epochs}", initial=progress.step_in_epoch,
-                   total=len(train_loader), disable=not accelerator.is_local_main_process)
+        loader = accelerator.skip_first_batches(self.train_loader, progress.step_in_epoch) if progress.step_in_epoch else self.train_loader
+        bar = main_process_bar(loader, accelerator, desc=f"epoch {progress.epoch + 1}/{cfg.num_train_epochs}",
+                               initial=progress.step_in_epoch, total=len(self.train_loader))
         for batch in bar:
             batch.pop("row_index")
             with accelerator.accumulate(module):
                 out = module(**batch)
                 accelerator.backward(out.loss)
                 if cfg.max_grad_value is not None and accelerator.sync_gradients:
-                    accelerator.clip_grad_value_(trainable, cfg.max_grad_value)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
+                    accelerator.clip_grad_value_(self.trainable, cfg.max_grad_value)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad()
             progress.step_in_epoch += 1
             progress.loss_sum += out.loss.item()
             progress.loss_count += 1
@@ -676,82 +662,108 @@ def _train(cfg: LGSRRTrainingConfig, run_dir: Path) -> dict:
                 continue
             progress.global_step += 1
             if progress.global_step % cfg.log_every_steps == 0:
-                logs = {"train/loss": out.loss.item(), "train/lr": scheduler.get_last_lr()[0]}
-                if getattr(out, "ranking_loss", None) is not None:
-                    logs["train/ranking_loss"] = out.ranking_loss.item()
-                bar.set_postfix(loss=f"{logs['train/loss']:.4f}")
-                accelerator.log(logs, step=progress.global_step)
+                self.log_step(out, bar)
             if cfg.checkpoint_every_steps and progress.global_step % cfg.checkpoint_every_steps == 0 \
-                    and progress.step_in_epoch < len(train_loader):
+                    and progress.step_in_epoch < len(self.train_loader):
                 progress.train_seconds += time.time() - epoch_start
                 epoch_start = time.time()
-                save_checkpoint()
+                self.save_checkpoint()
         progress.train_seconds += time.time() - epoch_start
 
-        dev_predictions = predict(module, eval_loaders["validation"], accelerator, "dev")
-        dev = score(dev_predictions, data["validation"]["label"])
+    def log_step(self, out, bar) -> None:
+        logs = {"train/loss": out.loss.item(), "train/lr": self.scheduler.get_last_lr()[0]}
+        if getattr(out, "ranking_loss", None) is not None:
+            logs["train/ranking_loss"] = out.ranking_loss.item()
+        bar.set_postfix(loss=f"{logs['train/loss']:.4f}")
+        self.accelerator.log(logs, step=self.progress.global_step)
+
+    def end_epoch(self) -> bool:
+        """Dev metrics of the epoch, logged and appended to the log file; True when the epoch is the best so far."""
+        dev_predictions = predict(self.module, self.eval_loaders["validation"], self.accelerator, "dev")
+        dev = score(dev_predictions, self.data["validation"]["label"])
         if dev_predictions["importance"] is not None:  # how much the text and each description count, on average
             dev["importance_mean"] = [round(float(a), 4) for a in dev_predictions["importance"].mean(axis=0)]
-        improved = progress.end_epoch(dev)
-        epochs_this_call += 1
-        last = progress.history[-1]
-        logger.info("epoch %d: train loss %.4f, dev acc %.2f macro-F1 %.2f%s", progress.epoch, last["train_loss"],
+        improved = self.progress.end_epoch(dev)
+        last = self.progress.history[-1]
+        logger.info("epoch %d: train loss %.4f, dev acc %.2f macro-F1 %.2f%s", self.progress.epoch, last["train_loss"],
                     100 * dev["accuracy"], 100 * dev["macro_f1"], " (best)" if improved else "")
-        accelerator.log({f"dev/{k}": v for k, v in dev.items() if k in METRICS} | {"train/epoch_loss": last["train_loss"]},
-                        step=progress.global_step)
-        if main_process:
-            with open(run_dir / "train_log.jsonl", "a") as f:
-                f.write(json.dumps(last) + "\n")
-        if improved:
-            save_best()
-        save_checkpoint()
-        if cfg.stop_after_epochs and epochs_this_call >= cfg.stop_after_epochs and progress.epoch < cfg.num_train_epochs \
-                and not progress.stopped_early:
-            logger.info("stop_after_epochs=%d reached; resume with --resume_from_checkpoint latest", cfg.stop_after_epochs)
-            accelerator.end_training()
-            return {"finished": False, "epoch": progress.epoch, "history": progress.history}
+        self.accelerator.log({f"dev/{k}": v for k, v in dev.items() if k in METRICS} | {"train/epoch_loss": last["train_loss"]},
+                             step=self.progress.global_step)
+        if self.main_process:
+            append_log_line(self.run_dir / TRAIN_LOG, last)
+        return improved
 
-    if progress.stopped_early:
-        logger.info("early stopping after epoch %d (best epoch %d)", progress.epoch, progress.best_epoch)
+    # ------------------------------------------------------------------------------------------- save
+    def save_checkpoint(self) -> None:
+        """``checkpoints/step_%07d`` (staged and renamed into place); the previous checkpoint goes once it is complete."""
+        self.progress.mark_time()
+        save_checkpoint(self.accelerator, LGSRR_LAYOUT.folder(self.run_dir / "checkpoints", self.progress.global_step),
+                        self.write_checkpoint_files, LGSRR_LAYOUT, keep=1)
 
-    # Test the best epoch's model.
-    from safetensors.torch import load_file
+    def write_checkpoint_files(self, staging: Path) -> None:
+        """The trainer's own files of a checkpoint: its config (checked on resume), then the marker."""
+        (staging / CHECKPOINT_CONFIG).write_text(json.dumps(dataclasses.asdict(self.cfg), indent=2))
+        (staging / LGSRR_LAYOUT.marker).write_text(json.dumps({"epoch": self.progress.epoch, "step": self.progress.global_step}))
 
-    best_dir = run_dir / "best_model"
-    unwrapped = accelerator.unwrap_model(module)
-    if is_lgsrr:
-        unwrapped.model.load_state_dict(load_file(str(best_dir / "model.safetensors")))
-    else:
-        unwrapped.load_state_dict(TextOnlyClassifier.from_pretrained(best_dir).state_dict())
-    results = {"finished": True, "seed": cfg.seed, "variant": cfg.variant, "best_epoch": progress.best_epoch,
-               "epochs_run": progress.epoch, "stopped_early": progress.stopped_early}
-    for split, name in (("validation", "dev"), ("test", "test")):
-        predictions = predict(module, eval_loaders[split], accelerator, name)
-        results[name] = score(predictions, data[split]["label"])
-        if main_process and split == "test":
-            aspects = list(unwrapped.config.aspects) if is_lgsrr else []
-            with publish_folder(run_dir / "test", what="test evaluation") as staging:
-                write_evaluation(staging, predictions, data[split], label_names, aspects,
-                                 extra={"model": str(best_dir), "split": "test", "dataset": cfg.dataset})
-    progress.mark_time()
-    results["train_seconds"] = round(progress.train_seconds, 1)
-    results["wall_seconds"] = round(progress.wall_seconds, 1)
-    results["cpu_seconds"] = round(progress.cpu_seconds, 1)
-    results["wall_seconds_this_call"] = round(time.time() - start_time, 1)
-    results["history"] = progress.history
-    results["mixed_precision"] = mixed_precision
-    results["num_processes"] = accelerator.num_processes
-    if main_process:
-        (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-        write_model_card(best_dir, cfg, label_names, results, {split: len(data[split]) for split in data},
-                         labels_in_train=len(set(data["train"]["label"])), example=card_example(data["test"], unwrapped, is_lgsrr))
-        if cfg.push_to_hub:
-            push_to_hub(best_dir, cfg)
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    logger.info("test: acc %.2f macro-F1 %.2f weighted-F1 %.2f (best epoch %d)", 100 * results["test"]["accuracy"],
-                100 * results["test"]["macro_f1"], 100 * results["test"]["weighted_f1"], progress.best_epoch)
-    return results
+    def save_best(self) -> None:
+        unwrapped = self.accelerator.unwrap_model(self.module)
+        with publish_folder(self.run_dir / "best_model", is_main_process=self.main_process,
+                            wait_for_everyone=self.accelerator.wait_for_everyone, what="best model") as staging:
+            unwrapped.save_pretrained(staging, is_main_process=self.main_process, save_function=self.accelerator.save)
+            if self.main_process:
+                save_preprocessing(staging, self.tokenizer, unwrapped, self.cfg)
+                (staging / "training_config.json").write_text(json.dumps(dataclasses.asdict(self.cfg), indent=2))
+
+    def test_and_save(self) -> dict:
+        """Evaluate the best epoch's model on dev and test; write results.json, the test folder and the model card."""
+        from .model_card import write_model_card
+
+        cfg, accelerator, progress, data = self.cfg, self.accelerator, self.progress, self.data
+        unwrapped = self.load_best()
+        results = {"finished": True, "seed": cfg.seed, "variant": cfg.variant, "best_epoch": progress.best_epoch,
+                   "epochs_run": progress.epoch, "stopped_early": progress.stopped_early}
+        for split, name in (("validation", "dev"), ("test", "test")):
+            predictions = predict(self.module, self.eval_loaders[split], accelerator, name)
+            results[name] = score(predictions, data[split]["label"])
+            if self.main_process and split == "test":
+                self.write_test_folder(predictions, unwrapped)
+        progress.mark_time()
+        results.update({key: round(getattr(progress, key), 1) for key in ("train_seconds", "wall_seconds", "cpu_seconds")})
+        results["wall_seconds_this_call"] = round(time.time() - self.start_time, 1)
+        results.update(history=progress.history, mixed_precision=self.mixed_precision, num_processes=accelerator.num_processes)
+        best_dir = self.run_dir / "best_model"
+        if self.main_process:
+            (self.run_dir / "results.json").write_text(json.dumps(results, indent=2))
+            write_model_card(best_dir, cfg, self.label_names, results, {split: len(data[split]) for split in data},
+                             labels_in_train=len(set(data["train"]["label"])),
+                             example=card_example(data["test"], unwrapped, self.is_lgsrr))
+            if cfg.push_to_hub:
+                push_to_hub(best_dir, cfg)
+        accelerator.wait_for_everyone()
+        accelerator.end_training()
+        logger.info("test: acc %.2f macro-F1 %.2f weighted-F1 %.2f (best epoch %d)", 100 * results["test"]["accuracy"],
+                    100 * results["test"]["macro_f1"], 100 * results["test"]["weighted_f1"], progress.best_epoch)
+        return results
+
+    def load_best(self) -> nn.Module:
+        """The best epoch's weights into the prepared module; returns the unwrapped module."""
+        from safetensors.torch import load_file
+
+        best_dir = self.run_dir / "best_model"
+        unwrapped = self.accelerator.unwrap_model(self.module)
+        if self.is_lgsrr:
+            unwrapped.model.load_state_dict(load_file(str(best_dir / "model.safetensors")))
+        else:
+            unwrapped.load_state_dict(TextOnlyClassifier.from_pretrained(best_dir).state_dict())
+        return unwrapped
+
+    def write_test_folder(self, predictions: dict, unwrapped: nn.Module) -> None:
+        from .evaluate import write_evaluation
+
+        aspects = list(unwrapped.config.aspects) if self.is_lgsrr else []
+        with publish_folder(self.run_dir / "test", what="test evaluation") as staging:
+            write_evaluation(staging, predictions, self.data["test"], self.label_names, aspects,
+                             extra={"model": str(self.run_dir / "best_model"), "split": "test", "dataset": self.cfg.dataset})
 
 
 def card_example(rows, module, is_lgsrr: bool) -> dict | None:
@@ -787,8 +799,8 @@ def warm_up_head(module, cfg: LGSRRTrainingConfig, train_data, cached: dict, tok
     module.train()
     for epoch in range(cfg.head_warmup_epochs):
         order.use_epoch(epoch)
-        for batch in tqdm(loader, desc=f"head warm-up {epoch + 1}/{cfg.head_warmup_epochs}", leave=False,
-                          disable=not accelerator.is_local_main_process):
+        for batch in main_process_bar(loader, accelerator, desc=f"head warm-up {epoch + 1}/{cfg.head_warmup_epochs}",
+                                      leave=False):
             batch.pop("row_index")
             loss = module(**batch).loss
             loss.backward()
@@ -871,5 +883,5 @@ def main(cfg: LGSRRTrainingConfig) -> int:
     return 0 if result.get("finished", True) else 3
 
 
-__all__ = ["LGSRRTrainingConfig", "TextOnlyClassifier", "LGSRRTrainingModule", "BatchOrder", "aggregate", "config_from_dict",
+__all__ = ["LGSRRRun", "LGSRRTrainingConfig", "TextOnlyClassifier", "LGSRRTrainingModule", "BatchOrder", "aggregate", "config_from_dict",
            "load_yaml", "main", "predict", "resolve_encoder", "run", "score", "train", "config_schema"]

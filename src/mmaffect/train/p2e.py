@@ -21,7 +21,9 @@ The run is the config's phases in order (``p2e_phases``). For each phase, top to
 5. after the first optimizer steps, check that every trainable group received finite, non-zero gradients and
    changed (:class:`TrainableGroupCheck`; a phase whose data lack its modality stops with the group named);
 6. checkpoint every ``save_steps`` (``accelerator.save_state`` with the trainable weights only, plus the sampler
-   position and the micro-batch count) and resume from the newest complete checkpoint after a crash;
+   position and the micro-batch count; ``checkpointing.py``, shared with LGSRR) and resume after a crash from the
+   newest complete checkpoint (``--resume_from_checkpoint latest``, the default; or a PATH; a changed config is
+   refused unless ``--allow_config_change``);
 7. save the phase's artifacts: ``model/`` (``save_pretrained`` with remote code + processor; LoRA merged),
    ``lora_adapter/`` (PEFT, loadable on the previous phase's model and mergeable), the reports, ``DONE.json``.
 
@@ -33,10 +35,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -84,13 +86,31 @@ from .p2e_phases import (
     read_config_file,
     trainable_report,
 )
-from .runtime import enable_fsdp_on_cpu, fsdp_plugin_from_env, fsdp_requested_on_cpu, resolve_mixed_precision
+from .checkpointing import P2E_LAYOUT, refuse_or_log_config_change, resolve_resume, save_checkpoint, settings_changes
+from .runtime import (
+    P2E_METRICS_LOG,
+    append_log_line,
+    enable_fsdp_on_cpu,
+    fsdp_plugin_from_env,
+    fsdp_requested_on_cpu,
+    main_process_bar,
+    parameter_groups,
+    resolve_mixed_precision,
+    stdout_logger,
+)
 
-CHECKPOINT_PREFIX = "step-"
+CHECKPOINT_PREFIX = P2E_LAYOUT.prefix  # step-N
 TRAINABLE_WEIGHTS = "trainable_weights.safetensors"
 TRAINER_STATE = "p2e_trainer_state.pt"
-COMPLETE_MARKER = "COMPLETE"
+COMPLETE_MARKER = P2E_LAYOUT.marker  # written last: present only in a complete checkpoint
 DONE_FILE = "DONE.json"
+CHECKPOINT_SETTINGS = "training_config.json"  # the settings a checkpoint was saved with (checked on resume)
+# training keys that may differ when a phase resumes: where and how it runs, not what it computes
+RESUME_FREE_TRAINING_KEYS = frozenset({
+    "resume_from_checkpoint", "allow_config_change", "num_workers", "report_to", "save_steps", "save_total_limit",
+    "logging_steps", "ddp_find_unused_parameters",
+})  # fmt: skip
+_REPORT = stdout_logger("mmaffect.p2e")  # the trainer's report lines (phases, data, checks) as bare lines on stdout
 
 
 class SimulatedInterruption(RuntimeError):
@@ -375,15 +395,20 @@ def forward_loss(model, inputs: Mapping[str, torch.Tensor]) -> tuple[torch.Tenso
 # Checkpoints
 # ----------------------------------------------------------------------------------------------------
 def _step_of(folder: Path) -> int:
-    return int(folder.name[len(CHECKPOINT_PREFIX) :])
+    return P2E_LAYOUT.step_of(folder)
 
 
 def complete_checkpoints(folder: Path) -> list[Path]:
     """Checkpoints with their ``COMPLETE`` marker (a kill during saving leaves none), oldest first."""
-    if not folder.is_dir():
-        return []
-    found = [p for p in folder.iterdir() if p.is_dir() and re.fullmatch(CHECKPOINT_PREFIX + r"\d+", p.name) and (p / COMPLETE_MARKER).is_file()]
-    return sorted(found, key=_step_of)
+    return P2E_LAYOUT.complete(folder)
+
+
+def _write_trainer_state(state: dict[str, Any], staging: Path, settings: dict[str, Any] | None = None) -> None:
+    """The P2E files of a checkpoint: the trainer state, the settings it was saved with, then the ``COMPLETE`` marker."""
+    torch.save(state, staging / TRAINER_STATE)
+    if settings is not None:
+        (staging / CHECKPOINT_SETTINGS).write_text(json.dumps(settings, indent=2, default=str), encoding="utf-8")
+    (staging / COMPLETE_MARKER).write_text(f"{state['phase']} step {state['step']}\n", encoding="utf-8")
 
 
 def read_trainer_state(path: Path) -> dict[str, Any]:
@@ -584,6 +609,37 @@ def _phase_record(phase: PhaseSpec) -> dict[str, Any]:
     return record
 
 
+class _PhaseRun:
+    """The state of one phase while it trains: what the ``_setup_phase_*`` steps build and the loop advances."""
+
+    def __init__(self, index, phase, phase_dir, training, start_time, model, processor, groups, report):
+        self.index, self.phase, self.phase_dir, self.training, self.start_time = index, phase, phase_dir, training, start_time
+        self.model, self.processor, self.groups, self.report = model, processor, groups, report
+        # the budget: max_steps counts micro-batches (default) or optimizer steps (training.step_unit)
+        self.accumulation = training.gradient_accumulation_steps
+        self.per_micro = training.step_unit == "micro_batch"
+        self.total_micro = phase.max_steps if self.per_micro else phase.max_steps * self.accumulation
+        self.total_optimizer_steps = -(-self.total_micro // self.accumulation)
+        self.micro = 0  # micro-batch iterations done (always a whole number of optimizer steps)
+        self.task_sums = torch.zeros(len(TASKS), dtype=torch.float64)
+        self.task_counts = torch.zeros(len(TASKS), dtype=torch.float64)
+        self.check: TrainableGroupCheck | None = None
+        self.window_loss, self.window_steps, self.window_time = 0.0, 0, 0.0
+        self.learning_rate: float | None = None
+        self.last_logged: dict[str, Any] = {}
+
+    def budget(self, micro_batches: int) -> int:
+        """Progress in the unit of ``max_steps``."""
+        return micro_batches if self.per_micro else micro_batches // self.accumulation
+
+    def crossed(self, every: int, previous: int) -> bool:
+        """A multiple of ``every`` (budget units) passed during the step from ``previous`` micro-batches to now."""
+        return bool(every) and self.budget(self.micro) // every > self.budget(previous) // every
+
+    def all_records(self) -> list[InstructionRecord]:
+        return [r for recs in self.records.values() for r in recs]
+
+
 class P2ETrainer:
     """Runs the phases of a :class:`P2EConfig`. ``accelerator`` defaults to one built from ``config.training``."""
 
@@ -615,8 +671,9 @@ class P2ETrainer:
 
     # ------------------------------------------------------------------ helpers
     def log(self, message: str) -> None:
+        """A report line on stdout, from the main process (``logging``: logger ``mmaffect.p2e``)."""
         if self.accelerator.is_main_process:
-            print(message, flush=True)
+            _REPORT.info(message)
 
     def phase_dir(self, phase: PhaseSpec) -> Path:
         return self.output_dir / phase.name
@@ -709,16 +766,30 @@ class P2ETrainer:
 
     # ------------------------------------------------------------------ one phase
     def run_phase(self, index: int, phase: PhaseSpec, init_from: Path | None) -> dict[str, Any]:
-        from accelerate.utils import DistributedType, set_seed
-        from tqdm.auto import tqdm
+        """One phase, top to bottom: the ``_setup_*`` steps (their order fixes the RNG stream: do not reorder),
+        the optimizer steps up to the budget, the phase's artifacts."""
+        run = self._setup_phase_model(index, phase, init_from)
+        self._setup_phase_data(run)
+        self._setup_phase_optimizer(run)
+        self._setup_phase_resume(run)
+        self._setup_phase_loader(run)
+        self._train_phase(run)
+        result = self.save_phase_artifacts(index, phase, run.model, run.processor, run.report, run.last_logged,
+                                           time.perf_counter() - run.start_time, init_from)
+        self.accelerator.free_memory()
+        del run
+        gc.collect()
+        return result
 
-        accelerator, config, training = self.accelerator, self.config, self.config.training
+    def _setup_phase_model(self, index: int, phase: PhaseSpec, init_from: Path | None) -> "_PhaseRun":
+        """Seed, the phase's model (LoRA-wrapped, frozen parts cast), the trainable-parameter report."""
+        from accelerate.utils import DistributedType, set_seed
+
+        accelerator, config = self.accelerator, self.config
         phase_dir = self.phase_dir(phase)
-        checkpoints_dir = phase_dir / "checkpoints"
         set_seed(config.seed + 1000 * index)
         start_time = time.perf_counter()
         self.log(f"\n[p2e] phase {index + 1}/{len(config.phases)}: {phase.name} (stage {phase.stage}) - {phase.description}")
-
         fsdp = accelerator.distributed_type == DistributedType.FSDP
         model, processor, groups = prepare_phase_model(config, phase, init_from, fsdp=fsdp)
         report = trainable_report(model, phase)
@@ -728,188 +799,200 @@ class P2ETrainer:
             phase_dir.mkdir(parents=True, exist_ok=True)
             (phase_dir / "trainable_parameters.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
             (phase_dir / "trainable_parameters.txt").write_text(format_report(report) + "\n", encoding="utf-8")
+        return _PhaseRun(index, phase, phase_dir, self.config.training, start_time, model, processor, groups, report)
 
-        # ---- data: the mixture of this phase
+    def _setup_phase_data(self, run: "_PhaseRun") -> None:
+        """The phase's records, its task mixture (``MixtureSampler``) and the collator."""
+        accelerator, config, phase, training = self.accelerator, self.config, run.phase, run.training
         records_by_dataset = {name: self.records(name) for name in config.datasets_used([phase])}
-        sources, records = phase_sources(phase, records_by_dataset)
-        if processor.think_token_ids and not phase.uses_lora:
-            thinking = [r.uid for recs in records.values() for r in recs if "<think>" in r.answer][:3]
+        sources, run.records = phase_sources(phase, records_by_dataset)
+        if run.processor.think_token_ids and not phase.uses_lora:
+            thinking = [r.uid for recs in run.records.values() for r in recs if "<think>" in r.answer][:3]
             if thinking:
                 raise P2EConfigError(
                     f"phase {phase.name!r}: answers use <think> tokens (think_tokens='special', e.g. {thinking}) whose "
                     "embedding rows only train in a LoRA phase; use think_tokens='text' or train this data with lora"
                 )
-        sampler = MixtureSampler(
-            phase.mixture, sources, seed=config.seed + index, num_replicas=accelerator.num_processes, rank=accelerator.process_index
+        run.sampler = MixtureSampler(
+            phase.mixture, sources, seed=config.seed + run.index, num_replicas=accelerator.num_processes, rank=accelerator.process_index
         )
-        self.log(f"[data] mixture {sampler.task_shares} per block of {sampler.block_size}; sources { {t: {n: s[0] for n, s in v.items()} for t, v in sources.items()} }")
-        collator = P2ECollator(processor, max_length=training.max_length, padding_side=training.padding_side)
+        self.log(f"[data] mixture {run.sampler.task_shares} per block of {run.sampler.block_size}; sources { {t: {n: s[0] for n, s in v.items()} for t, v in sources.items()} }")
+        run.collator = P2ECollator(run.processor, max_length=training.max_length, padding_side=training.padding_side)
 
-        # ---- the budget: max_steps counts micro-batches (default) or optimizer steps (training.step_unit)
-        accumulation = training.gradient_accumulation_steps
-        per_micro = training.step_unit == "micro_batch"
-        total_micro = phase.max_steps if per_micro else phase.max_steps * accumulation
-        total_optimizer_steps = -(-total_micro // accumulation)
-        learning_rate_at = lr_schedule(phase, training, phase.max_steps)
-
-        # ---- optimisation
-        decay, no_decay = [], []
-        for parameter in model.parameters():
-            if parameter.requires_grad:  # no weight decay on biases, norms and 1-d tensors
-                (decay if parameter.ndim >= 2 else no_decay).append(parameter)
+    def _setup_phase_optimizer(self, run: "_PhaseRun") -> None:
+        """The schedule and AdamW (no weight decay on 1-d tensors: biases, norms), prepared with the model."""
+        training, phase = run.training, run.phase
+        run.learning_rate_at = lr_schedule(phase, training, phase.max_steps)
         weight_decay = training.weight_decay if phase.weight_decay is None else phase.weight_decay
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=learning_rate_at(0),
-            betas=training.adam_betas,
-            eps=training.adam_epsilon,
-        )
-        model, optimizer = accelerator.prepare(model, optimizer)
+        groups = parameter_groups(run.model.named_parameters(), weight_decay, no_decay="one_dimensional", parts=("params",))
+        optimizer = torch.optim.AdamW(groups, lr=run.learning_rate_at(0), betas=training.adam_betas, eps=training.adam_epsilon)
+        run.model, run.optimizer = self.accelerator.prepare(run.model, optimizer)
 
-        # ---- resume
-        micro = 0  # micro-batch iterations done (always a whole number of optimizer steps)
-        task_sums = torch.zeros(len(TASKS), dtype=torch.float64)
-        task_counts = torch.zeros(len(TASKS), dtype=torch.float64)
-        existing = complete_checkpoints(checkpoints_dir)
-        if existing:
-            latest = existing[-1]
+    def _setup_phase_resume(self, run: "_PhaseRun") -> None:
+        """Continue from the phase's checkpoint (:meth:`resume_checkpoint`); a fresh phase gets the trainable-group check."""
+        accelerator, phase, training = self.accelerator, run.phase, run.training
+        latest = self.resume_checkpoint(run.phase)
+        if latest is not None:
             accelerator.load_state(str(latest))
             state = read_trainer_state(latest / TRAINER_STATE)
             if state["phase"] != phase.name:
                 raise RuntimeError(f"checkpoint {latest} belongs to phase {state['phase']!r}, not {phase.name!r}")
-            sampler.load_state_dict(state["sampler"])
-            micro = int(state["micro_batches"])
-            self.log(f"[p2e] resumed {phase.name} from {latest} after {micro} micro-batches (draw {sampler.position})")
-        check = None
-        if training.trainable_check_steps > 0 and micro == 0:
-            check = TrainableGroupCheck(accelerator.unwrap_model(model), groups, min(training.trainable_check_steps, total_optimizer_steps),
-                                        accelerator, phase.name, allow_non_finite=training.mixed_precision == "fp16")  # fmt: skip
+            run.sampler.load_state_dict(state["sampler"])
+            run.micro = int(state["micro_batches"])
+            self.log(f"[p2e] resumed {phase.name} from {latest} after {run.micro} micro-batches (draw {run.sampler.position})")
+        if training.trainable_check_steps > 0 and run.micro == 0:
+            run.check = TrainableGroupCheck(accelerator.unwrap_model(run.model), run.groups,
+                                            min(training.trainable_check_steps, run.total_optimizer_steps), accelerator,
+                                            phase.name, allow_non_finite=training.mixed_precision == "fp16")
 
+    def resume_checkpoint(self, phase: PhaseSpec) -> Path | None:
+        """The checkpoint the phase continues from (``training.resume_from_checkpoint``: ``latest``, the default - a
+        restarted curriculum continues its running phase; a path - for the phase it belongs to; ``null`` - a fresh
+        phase, refused while checkpoints of an earlier run exist). Saved with other settings: refused unless
+        ``training.allow_config_change`` (then logged in the phase's ``config_changes.jsonl``)."""
+        training, checkpoints_dir = self.config.training, self.phase_dir(phase) / "checkpoints"
+        resume = training.resume_from_checkpoint
+        if resume is None or str(resume).lower() in ("none", "null", "false"):
+            if P2E_LAYOUT.complete(checkpoints_dir):
+                raise P2EConfigError(f"{checkpoints_dir} holds checkpoints of an earlier run of phase {phase.name!r}: "
+                                     "training.resume_from_checkpoint latest continues it, or delete the folder")
+            return None
+        checkpoint = resolve_resume(resume, checkpoints_dir, P2E_LAYOUT)
+        if resume != "latest" and read_trainer_state(checkpoint / TRAINER_STATE)["phase"] != phase.name:
+            checkpoint = P2E_LAYOUT.latest(checkpoints_dir)  # the given checkpoint belongs to another phase
+        if checkpoint is not None:
+            saved_file = checkpoint / CHECKPOINT_SETTINGS
+            saved = json.loads(saved_file.read_text(encoding="utf-8")) if saved_file.is_file() else None  # older: none
+            refuse_or_log_config_change(settings_changes(saved, self.checkpoint_settings(phase)), checkpoint,
+                                        training.allow_config_change, self.phase_dir(phase) / "config_changes.jsonl",
+                                        self.accelerator.is_main_process, flag="--training.allow_config_change true")
+        return checkpoint
+
+    def checkpoint_settings(self, phase: PhaseSpec) -> dict[str, Any]:
+        """What a resumed phase must share with its checkpoint: the seed, the phase, the training settings (less
+        those about where and how it runs)."""
+        training = {k: v for k, v in asdict(self.config.training).items() if k not in RESUME_FREE_TRAINING_KEYS}
+        return {"seed": self.config.seed, "phase": _phase_record(phase), "training": training}
+
+    def _setup_phase_loader(self, run: "_PhaseRun") -> None:
+        training, accelerator = run.training, self.accelerator
         loader = torch.utils.data.DataLoader(
-            MixtureDataset(sampler, records),
+            MixtureDataset(run.sampler, run.records),
             batch_size=training.per_device_batch_size,
-            sampler=sampler,
-            collate_fn=collator,
+            sampler=run.sampler,
+            collate_fn=run.collator,
             num_workers=training.num_workers,
             # a private generator: creating the iterator must not consume the global RNG (exact resume)
-            generator=torch.Generator().manual_seed(config.seed + index),
+            generator=torch.Generator().manual_seed(self.config.seed + run.index),
             persistent_workers=False,
         )
-        batches = iter(loader)
-        draws_per_micro_batch = training.per_device_batch_size * accelerator.num_processes
-        model.train()
+        run.batches = iter(loader)
+        run.draws_per_micro_batch = training.per_device_batch_size * accelerator.num_processes
+        run.model.train()
 
-        def budget(micro_batches: int) -> int:  # progress in the unit of max_steps
-            return micro_batches if per_micro else micro_batches // accumulation
+    # ------------------------------------------------------------------ the loop
+    def _train_phase(self, run: "_PhaseRun") -> None:
+        """Optimizer steps until the budget, logging windows, checkpoints every ``save_steps``."""
+        training, phase = run.training, run.phase
+        run.progress = main_process_bar(None, self.accelerator, total=phase.max_steps, initial=run.budget(run.micro),
+                                        desc=phase.name, dynamic_ncols=True)
+        run.window_time = time.perf_counter()
+        while run.micro < run.total_micro:
+            previous = run.micro
+            self._optimizer_step(run)
+            run.progress.update(run.budget(run.micro) - run.budget(previous))
+            if run.crossed(training.logging_steps, previous) or run.micro == run.total_micro:
+                self._log_window(run)
+            if run.crossed(training.save_steps, previous) and run.micro < run.total_micro:
+                self.save_checkpoint(run.phase_dir / "checkpoints", phase, run.micro, run.budget(run.micro), run.sampler)
+            stop_at = self.interrupt_after_steps.get(phase.name)
+            if stop_at is not None and run.budget(run.micro) >= stop_at > run.budget(previous):
+                run.progress.close()
+                raise SimulatedInterruption(f"interrupted after step {run.budget(run.micro)} of {phase.name}")
+        run.progress.close()
+        if run.check is not None:  # a budget shorter than the check window
+            run.check.finish(run.all_records())
+        self._last_budget = {"step_unit": training.step_unit, "micro_batches": run.micro,
+                             "optimizer_steps": run.total_optimizer_steps, "samples": run.micro * run.draws_per_micro_batch}
+        if self.accelerator.is_main_process:  # metrics.jsonl is the main process's (a resumed phase: all of its windows)
+            self._last_budget["loss_movement"] = check_loss_fell(phase.name, run.phase_dir / P2E_METRICS_LOG)
 
-        progress = tqdm(total=phase.max_steps, initial=budget(micro), desc=phase.name, disable=not accelerator.is_local_main_process, dynamic_ncols=True)
-        metrics_path = phase_dir / "metrics.jsonl"
-        window_loss, window_steps, window_time = 0.0, 0, time.perf_counter()
-        last_logged: dict[str, Any] = {}
-        while micro < total_micro:
-            # one optimizer step: `accumulation` micro-batches (fewer at the end of a budget that is not a multiple)
-            in_step = min(accumulation, total_micro - micro)
-            step_loss = 0.0
-            for i in range(in_step):
-                batch = next(batches)
-                inputs = {k: v.to(accelerator.device) for k, v in batch["inputs"].items()}
-                context = contextlib.nullcontext() if i == in_step - 1 else accelerator.no_sync(model)
-                with context, accelerator.autocast():
-                    loss, per_row = forward_loss(model, inputs)
-                    accelerator.backward(loss / in_step)
-                sampler.advance(draws_per_micro_batch)
-                step_loss += loss.detach().float().item() / in_step
-                for task, value in zip(batch["tasks"], per_row.detach().float().cpu().tolist()):
-                    task_sums[TASKS.index(task)] += value
-                    task_counts[TASKS.index(task)] += 1
-            # the schedule position of this optimizer step: the index of its last micro-batch (public code) or of
-            # the optimizer step itself
-            position = micro + in_step - 1 if per_micro else micro // accumulation
-            learning_rate = learning_rate_at(position)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate
-            if training.max_grad_norm:
-                accelerator.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], training.max_grad_norm)
-            if check is not None:
-                check.after_backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            previous, micro = micro, micro + in_step
-            if check is not None and not check.active:
-                self.log(f"[p2e] every trainable group got gradients and changed: {check.finish([r for recs in records.values() for r in recs])}")
-                check = None
-            window_loss += step_loss
-            window_steps += 1
-            progress.update(budget(micro) - budget(previous))
+    def _optimizer_step(self, run: "_PhaseRun") -> None:
+        """One optimizer step: ``accumulation`` micro-batches (fewer at the end of a budget that is not a multiple;
+        the loss is divided by the micro-batches of this step), the scheduled learning rate, clipping, the check.
 
-            def crossed(every: int) -> bool:  # a multiple of `every` (budget units) passed during this step
-                return bool(every) and budget(micro) // every > budget(previous) // every
+        Accumulation is written out (``no_sync`` on all but the last micro-batch) rather than through
+        ``accelerator.accumulate``: Accelerate divides every loss by the configured number of steps, which would
+        under-weight the shorter last step, and it counts steps itself, which a resumed phase would have to restore."""
+        accelerator, model, training = self.accelerator, run.model, run.training
+        in_step = min(run.accumulation, run.total_micro - run.micro)
+        step_loss = 0.0
+        for i in range(in_step):
+            batch = next(run.batches)
+            inputs = {k: v.to(accelerator.device) for k, v in batch["inputs"].items()}
+            context = contextlib.nullcontext() if i == in_step - 1 else accelerator.no_sync(model)
+            with context, accelerator.autocast():
+                loss, per_row = forward_loss(model, inputs)
+                accelerator.backward(loss / in_step)
+            run.sampler.advance(run.draws_per_micro_batch)
+            step_loss += loss.detach().float().item() / in_step
+            for task, value in zip(batch["tasks"], per_row.detach().float().cpu().tolist()):
+                run.task_sums[TASKS.index(task)] += value
+                run.task_counts[TASKS.index(task)] += 1
+        # the schedule position of this optimizer step: the index of its last micro-batch (public code) or of the
+        # optimizer step itself
+        position = run.micro + in_step - 1 if run.per_micro else run.micro // run.accumulation
+        run.learning_rate = run.learning_rate_at(position)
+        for group in run.optimizer.param_groups:
+            group["lr"] = run.learning_rate
+        if training.max_grad_norm:
+            accelerator.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], training.max_grad_norm)
+        if run.check is not None:
+            run.check.after_backward()
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        run.micro += in_step
+        if run.check is not None and not run.check.active:
+            self.log(f"[p2e] every trainable group got gradients and changed: {run.check.finish(run.all_records())}")
+            run.check = None
+        run.window_loss += step_loss
+        run.window_steps += 1
 
-            if crossed(training.logging_steps) or micro == total_micro:
-                local = torch.cat([task_sums, task_counts, torch.tensor([window_loss], dtype=torch.float64)])
-                stats = accelerator.reduce(local.to(accelerator.device), reduction="sum").cpu()  # all processes
-                sums, counts = stats[: len(TASKS)], stats[len(TASKS) : 2 * len(TASKS)]
-                elapsed = time.perf_counter() - window_time
-                last_logged = {
-                    "phase": phase.name,
-                    "step": budget(micro),
-                    "micro_batches": micro,
-                    "optimizer_steps": -(-micro // accumulation),
-                    "loss": float(stats[-1]) / accelerator.num_processes / window_steps,
-                    "lr": learning_rate,
-                    "seconds_per_optimizer_step": elapsed / window_steps,
-                    **{f"loss/{task}": float(sums[i] / counts[i]) for i, task in enumerate(TASKS) if counts[i] > 0},
-                    **{f"samples/{task}": int(counts[i]) for i, task in enumerate(TASKS) if counts[i] > 0},
-                }
-                progress.set_postfix(loss=f"{last_logged['loss']:.4f}", **{t: f"{last_logged[f'loss/{t}']:.3f}" for t in TASKS if f"loss/{t}" in last_logged})
-                if training.report_to:
-                    accelerator.log({k: v for k, v in last_logged.items() if k != "phase"}, step=budget(micro))
-                if accelerator.is_main_process:
-                    with open(metrics_path, "a", encoding="utf-8") as handle:
-                        handle.write(json.dumps(last_logged) + "\n")
-                task_sums.zero_()
-                task_counts.zero_()
-                window_loss, window_steps, window_time = 0.0, 0, time.perf_counter()
-
-            if crossed(training.save_steps) and micro < total_micro:
-                self.save_checkpoint(checkpoints_dir, phase, micro, budget(micro), sampler)
-            if self.interrupt_after_steps.get(phase.name) is not None and budget(micro) >= self.interrupt_after_steps[phase.name] > budget(previous):
-                progress.close()
-                raise SimulatedInterruption(f"interrupted after step {budget(micro)} of {phase.name}")
-        progress.close()
-        if check is not None:  # a budget shorter than the check window
-            check.finish([r for recs in records.values() for r in recs])
-        self._last_budget = {"step_unit": training.step_unit, "micro_batches": micro, "optimizer_steps": total_optimizer_steps,
-                             "samples": micro * draws_per_micro_batch}  # fmt: skip
-        if accelerator.is_main_process:  # metrics.jsonl is the main process's (a resumed phase: all of its windows)
-            self._last_budget["loss_movement"] = check_loss_fell(phase.name, metrics_path)
-
-        result = self.save_phase_artifacts(index, phase, model, processor, report, last_logged, time.perf_counter() - start_time, init_from)
-        accelerator.free_memory()
-        del model, optimizer, loader, batches
-        gc.collect()
-        return result
+    def _log_window(self, run: "_PhaseRun") -> None:
+        """The losses of the window since the last line, over all processes: the bar, the trackers, metrics.jsonl."""
+        accelerator = self.accelerator
+        local = torch.cat([run.task_sums, run.task_counts, torch.tensor([run.window_loss], dtype=torch.float64)])
+        stats = accelerator.reduce(local.to(accelerator.device), reduction="sum").cpu()  # all processes
+        sums, counts = stats[: len(TASKS)], stats[len(TASKS) : 2 * len(TASKS)]
+        elapsed = time.perf_counter() - run.window_time
+        run.last_logged = {
+            "phase": run.phase.name,
+            "step": run.budget(run.micro),
+            "micro_batches": run.micro,
+            "optimizer_steps": -(-run.micro // run.accumulation),
+            "loss": float(stats[-1]) / accelerator.num_processes / run.window_steps,
+            "lr": run.learning_rate,
+            "seconds_per_optimizer_step": elapsed / run.window_steps,
+            **{f"loss/{task}": float(sums[i] / counts[i]) for i, task in enumerate(TASKS) if counts[i] > 0},
+            **{f"samples/{task}": int(counts[i]) for i, task in enumerate(TASKS) if counts[i] > 0},
+        }
+        logged = run.last_logged
+        run.progress.set_postfix(loss=f"{logged['loss']:.4f}", **{t: f"{logged[f'loss/{t}']:.3f}" for t in TASKS if f"loss/{t}" in logged})
+        if run.training.report_to:
+            accelerator.log({k: v for k, v in logged.items() if k != "phase"}, step=run.budget(run.micro))
+        if accelerator.is_main_process:
+            append_log_line(run.phase_dir / P2E_METRICS_LOG, logged)
+        run.task_sums.zero_()
+        run.task_counts.zero_()
+        run.window_loss, run.window_steps, run.window_time = 0.0, 0, time.perf_counter()
 
     def save_checkpoint(self, folder: Path, phase: PhaseSpec, micro_batches: int, step: int, sampler: MixtureSampler) -> Path:
         """``step-{step}`` (budget units): the trainable weights, optimizer and RNG states (Accelerate), the sampler
         position and the micro-batch count (the learning rate is a function of it)."""
-        accelerator = self.accelerator
-        target = folder / f"{CHECKPOINT_PREFIX}{step}"
-        existing = complete_checkpoints(folder)
-        # staged and renamed into place (mmaffect.checkpoints): a kill or a full disk leaves no step-* folder
-        with publish_folder(target, is_main_process=accelerator.is_main_process, wait_for_everyone=accelerator.wait_for_everyone,
-                            what="checkpoint", previous=existing[-1] if existing else None) as staging:
-            accelerator.save_state(str(staging))
-            if accelerator.is_main_process:
-                torch.save({"phase": phase.name, "step": step, "micro_batches": micro_batches, "sampler": sampler.state_dict()}, staging / TRAINER_STATE)
-                (staging / COMPLETE_MARKER).write_text(f"{phase.name} step {step}\n", encoding="utf-8")
-        if accelerator.is_main_process:
-            limit = self.config.training.save_total_limit
-            if limit:
-                for old in complete_checkpoints(folder)[:-limit]:
-                    shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
-        return target
+        state = {"phase": phase.name, "step": step, "micro_batches": micro_batches, "sampler": sampler.state_dict()}
+        writer = functools.partial(_write_trainer_state, state, settings=self.checkpoint_settings(phase))
+        return save_checkpoint(self.accelerator, P2E_LAYOUT.folder(folder, step), writer, P2E_LAYOUT,
+                               keep=self.config.training.save_total_limit)
 
     def save_phase_artifacts(self, index, phase, model, processor, report, last_logged, seconds, init_from=None) -> dict[str, Any]:
         from accelerate.utils import DistributedType
@@ -1050,11 +1133,15 @@ def run_from_config(config: Mapping[str, Any] | P2EConfig, **overrides) -> dict[
 
 
 # Options of a P2E run that are not config keys (``--max_steps N`` is ``--phase_overrides.*.max_steps N``).
-RUN_OPTIONS = ("overlay", "phases", "make_synthetic_data", "print_config", "check_data", "max_steps")
+RUN_OPTIONS = ("overlay", "phases", "make_synthetic_data", "print_config", "check_data", "max_steps",
+               "resume_from_checkpoint", "allow_config_change")
+TRAINING_RUN_OPTIONS = ("resume_from_checkpoint", "allow_config_change")  # spelled as LGSRR's: training.* keys
 RUN_OPTIONS_HELP = """nano_emox run options (not config keys):
   --overlay FILE.yaml        merge that file's own keys on top (repeatable), e.g. configs/p2e_tiny.yaml
   --phases NAME [NAME ...]   run only these phases (earlier ones must be done)
   --max_steps N              step budget of every phase (= --phase_overrides.*.max_steps N)
+  --resume_from_checkpoint latest|PATH|null   (= --training.resume_from_checkpoint; default latest)
+  --allow_config_change      resume a checkpoint saved with other settings (= --training.allow_config_change true)
   --make_synthetic_data DIR  write the synthetic corpus to DIR and use it as data_root
   --print_config             print the resolved phases and exit
   --check_data               read every dataset of the (chosen) phases, report what is missing, exit (1 if not ready)
@@ -1121,6 +1208,8 @@ def _run_options(overrides: Sequence) -> tuple[dict[str, Any], list]:
             rest.append(item)
         elif name == "max_steps":
             rest.append(Override("phase_overrides.*.max_steps", item.value, item.flag))
+        elif name in TRAINING_RUN_OPTIONS:
+            rest.append(Override(f"training.{name}", item.value, item.flag))
         elif name in ("overlay", "phases"):
             values = item.value if isinstance(item.value, list) else [item.value]
             options[name] = (options[name] or []) + [str(v) for v in values]

@@ -191,6 +191,10 @@ class TrainingSettings:
     ddp_find_unused_parameters: bool = True  # tasks use different branches
     allow_tf32: bool = True
     report_to: list[str] = field(default_factory=list)  # Accelerate trackers, e.g. ["tensorboard"]
+    # latest: a restarted run continues its unfinished phase from the newest complete checkpoint | PATH: that
+    # checkpoint (for the phase it belongs to) | null: start the phase again (refused while it has checkpoints)
+    resume_from_checkpoint: str | None = "latest"
+    allow_config_change: bool = False  # resume a checkpoint saved with other phase/training settings (logged)
 
 
 @dataclass
