@@ -8,7 +8,7 @@
 2. Curriculum: at an equal budget of micro-batches, the four P2E phases (speech adapter -> visual + face adapters ->
    fusion + adapters -> everything + LoRA) vs phase 3 alone vs Jo-T (one joint phase), all on the learnable corpus
    with every modality (AVFM), starting from the same tiny LM pre-trained on the corpus's text. Per phase: its
-   loss curve (``metrics.jsonl``), the relative loss change, and the held-out accuracy of the phase's model.
+   loss curve (``train_log.jsonl``), the relative loss change, and the held-out accuracy of the phase's model.
 
 Writes ``{work}/p2e_curriculum.json`` (read back on a rerun: finished variants are not trained or evaluated again;
 the trainer and the evaluator resume on their own), ``docs/images/p2e_curriculum_loss.png`` and, with
@@ -112,7 +112,7 @@ def run_variant(work: Path, corpus: Path, name: str, phases: list[dict]) -> dict
     out = {"seconds_under_load": seconds, "phases": []}
     for phase in summary["phases"]:
         folder = Path(phase["model"]).parent
-        losses = [json.loads(line) for line in (folder / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+        losses = [json.loads(line) for line in (folder / "train_log.jsonl").read_text(encoding="utf-8").splitlines()]
         accuracy = evaluate(Path(phase["model"]), corpus, work / "eval" / name / phase["name"], "AVFM")["accuracy"]
         out["phases"].append({"name": phase["name"], "steps": phase["steps"], "learning_rate": phase["phase"].get("learning_rate"),
                               "loss": [(m["step"], m["loss"]) for m in losses], "loss_movement": phase.get("loss_movement"),

@@ -26,7 +26,7 @@ def corpus(tmp_path_factory):
 
 
 def _metrics(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("unit, max_steps, micro, optimizer_steps", [("micro_batch", 3, 3, 2), ("optimizer_step", 2, 4, 2)])

@@ -15,7 +15,7 @@ def write_metrics(path, losses):
 
 
 def test_a_flat_loss_warns_with_the_size_of_the_move(tmp_path):
-    metrics = write_metrics(tmp_path / "metrics.jsonl", [5.75, 5.74, 5.76, 5.73])  # ln(300) = 5.70: the random tiny LM
+    metrics = write_metrics(tmp_path / "train_log.jsonl", [5.75, 5.74, 5.76, 5.73])  # ln(300) = 5.70: the random tiny LM
     with pytest.warns(FlatLossWarning, match=r"phase 'phase1_speech': the training loss did not fall \(first logged 5\.7500, "
                                              r"last 5\.7300: -0\.3% over 4 logged windows; at least -2% expected\)"):
         moved = check_loss_fell("phase1_speech", metrics)

@@ -69,13 +69,13 @@ def test_all_three_stages_run_and_write_their_artifacts(p2e_run):
         assert done["steps"] == 4 and done["world_size"] == 1
         # the budget counts micro-batches (paper, public code): 4 micro-batches of 2 = 2 optimizer steps of 2 x 2
         assert (done["step_unit"], done["micro_batches"], done["optimizer_steps"], done["samples"]) == ("micro_batch", 4, 2, 8)
-        metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        metrics = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
         assert [m["step"] for m in metrics] == [2, 4] and [m["optimizer_steps"] for m in metrics] == [1, 2]
         assert all(m["loss"] > 0 for m in metrics)
         assert not (folder / "checkpoints").exists()  # removed once the phase is done
-    phase3_tasks = {k for m in (out / "phase3_multitask" / "metrics.jsonl").read_text().splitlines() for k in json.loads(m) if k.startswith("loss/")}
+    phase3_tasks = {k for m in (out / "phase3_multitask" / "train_log.jsonl").read_text().splitlines() for k in json.loads(m) if k.startswith("loss/")}
     assert phase3_tasks and phase3_tasks <= {"loss/MER", "loss/OV-MER", "loss/MIR", "loss/ERI", "loss/ERG"}
-    assert json.loads((out / "phase1_speech" / "metrics.jsonl").read_text().splitlines()[0])["samples/MER"] == 4  # 2 x 2 accumulation
+    assert json.loads((out / "phase1_speech" / "train_log.jsonl").read_text().splitlines()[0])["samples/MER"] == 4  # 2 x 2 accumulation
     assert (out / "phase3_multitask" / "lora_adapter" / "adapter_config.json").is_file()
     assert not (out / "phase2_fusion" / "lora_adapter").exists()
     card = (out / "phase3_multitask" / "model" / "README.md").read_text()
@@ -178,7 +178,7 @@ def test_resume_after_a_kill_gives_the_weights_of_an_uninterrupted_run(p2e_run, 
         assert torch.equal(a[key], b[key]), key
     adapters = [load_file(str(d / "phase3_multitask" / "lora_adapter" / "adapter_model.safetensors")) for d in (straight, killed)]
     assert all(torch.equal(adapters[0][k], adapters[1][k]) for k in adapters[0])
-    steps = [json.loads(line)["step"] for line in (killed / "phase3_multitask" / "metrics.jsonl").read_text().splitlines()]
+    steps = [json.loads(line)["step"] for line in (killed / "phase3_multitask" / "train_log.jsonl").read_text().splitlines()]
     assert steps == [2, 4, 6, 6, 8]  # step 6 logged by the killed run, then again after resuming from step 4
 
 
@@ -232,7 +232,7 @@ def test_two_process_cpu_launch(corpus, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     done = json.loads((tmp_path / "phase1_speech" / "DONE.json").read_text())
     assert done["world_size"] == 2
-    metrics = [json.loads(line) for line in (tmp_path / "phase1_speech" / "metrics.jsonl").read_text().splitlines()]
+    metrics = [json.loads(line) for line in (tmp_path / "phase1_speech" / "train_log.jsonl").read_text().splitlines()]
     # per optimizer step: 2 processes x batch 2 x accumulation 2 samples, each process on its own shard
     assert [m["samples/MER"] for m in metrics] == [8, 8]
     assert not (tmp_path / "phase1_visual").exists()

@@ -132,7 +132,7 @@ def test_p2e_resume_is_explicit_when_asked_and_refuses_a_changed_config(tmp_path
     # the run option, as LGSRR spells it: continue from step 4 although step 6 is newer
     assert main(["--config", str(tiny), "--data_root", str(corpus), "--output_dir", str(out), "--max_steps", "8",
                  "--training.save_steps", "2", "--phases", "phase1_speech", "--resume_from_checkpoint", str(step4)]) == 0
-    steps = [json.loads(line)["step"] for line in (out / "phase1_speech" / "metrics.jsonl").read_text().splitlines()]
+    steps = [json.loads(line)["step"] for line in (out / "phase1_speech" / "train_log.jsonl").read_text().splitlines()]
     assert steps == [2, 4, 6, 6, 8]  # (2 micro-batches per optimizer step) logged again from step 4 on
     assert (out / "phase1_speech" / "DONE.json").is_file()
 

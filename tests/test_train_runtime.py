@@ -66,3 +66,44 @@ def test_env_and_the_predictors_do_not_import_the_lgsrr_trainer():
     """)
     assert report["lgsrr_loaded"] is False
     assert report["auto"] in ("no", "bf16", "fp16") and isinstance(report["native_bf16"], bool)
+
+
+def test_report_to_has_one_rule_in_both_trainers(tmp_path):
+    from test_train_lgsrr_fixtures import tiny_config
+
+    from mmaffect.train.lgsrr import config_from_dict, load_yaml
+    from mmaffect.train.p2e_phases import P2EConfigError, build_config, read_config_file
+
+    assert runtime.report_targets("none") == runtime.report_targets(None) == runtime.report_targets([]) == []
+    assert runtime.report_targets("tensorboard") == runtime.report_targets(["tensorboard"]) == ["tensorboard"]
+    for bad in (["none"], [""], 3, [3]):
+        with pytest.raises(ValueError, match="report_to"):
+            runtime.report_targets(bad)
+    # LGSRR takes a list as P2E does; P2E takes a single name as LGSRR does; both refuse the same bad value
+    values = load_yaml(tiny_config(tmp_path))
+    assert runtime.report_targets(config_from_dict(values | {"report_to": ["tensorboard"]}).report_to) == ["tensorboard"]
+    with pytest.raises(ValueError, match="report_to"):
+        config_from_dict(values | {"report_to": [""]})
+    raw = read_config_file(str(CONFIGS / "p2e_tiny.yaml"))
+    assert build_config(raw, ["training.report_to=tensorboard"]).training.report_to == ["tensorboard"]
+    assert build_config(raw, ["training.report_to=none"]).training.report_to == []
+    with pytest.raises(P2EConfigError, match="report_to"):
+        build_config(raw, ["training.report_to=['']"])
+
+
+def test_both_trainers_write_the_same_log_file_name(tmp_path):
+    from test_train_lgsrr_fixtures import tiny_config
+
+    from mmaffect.train import cli
+    from mmaffect.train.p2e import load_run_config, run_from_config
+    from mmaffect.train.p2e_synthetic import make_synthetic_corpus
+
+    assert cli.main(["--config", str(tiny_config(tmp_path, num_train_epochs=1))]) == 0
+    lgsrr_lines = [json.loads(line) for line in (tmp_path / "run" / runtime.TRAIN_LOG).read_text().splitlines()]
+    assert lgsrr_lines and "train_loss" in lgsrr_lines[0]
+    corpus = make_synthetic_corpus(tmp_path / "corpus")
+    sets = ["phase_overrides.phase1_speech.max_steps=2", "training.save_steps=0"]
+    run_from_config(load_run_config(CONFIGS / "p2e_tiny.yaml", data_root=corpus, output_dir=tmp_path / "p2e", sets=sets),
+                    phases=["phase1_speech"])
+    p2e_lines = [json.loads(line) for line in (tmp_path / "p2e" / "phase1_speech" / runtime.TRAIN_LOG).read_text().splitlines()]
+    assert p2e_lines and "loss" in p2e_lines[0]

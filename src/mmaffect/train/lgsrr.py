@@ -52,7 +52,8 @@ from .lgsrr_parts import BatchOrder, LGSRRTrainingModule, TrainingCollator, make
 from .paths import expand_path
 from . import runtime
 from .checkpointing import LGSRR_LAYOUT, load_checkpoint, refuse_or_log_config_change, resolve_resume, save_checkpoint
-from .runtime import TRAIN_LOG, append_log_line, cpu_kernel_settings, main_process_bar, resolve_mixed_precision, setup_logging
+from .runtime import (TRAIN_LOG, append_log_line, cpu_kernel_settings, main_process_bar, report_targets,
+                      resolve_mixed_precision, setup_logging)
 
 logger = logging.getLogger("mmaffect.train")
 
@@ -110,7 +111,7 @@ class LGSRRTrainingConfig:
     resume_from_checkpoint: str | None = None  # "latest" or a checkpoint folder
     allow_config_change: bool = False  # resume although the config differs from the checkpoint's (logged)
     stop_after_epochs: int | None = None  # end this invocation after N epochs (time-limited job slots)
-    report_to: str = "none"  # "none" | "tensorboard"
+    report_to: str | list[str] = "none"  # "none", a tracker name ("tensorboard") or a list of them, as in P2E
     log_every_steps: int = 20
     num_workers: int = 0
     # model card and Hub
@@ -147,8 +148,10 @@ class LGSRRTrainingConfig:
             bad("metric_for_best_model", f"must be one of {METRICS}")
         if self.mixed_precision not in ("no", "bf16", "fp16", "auto"):
             bad("mixed_precision", "must be no, bf16, fp16 or auto")
-        if self.report_to not in ("none", "tensorboard"):
-            bad("report_to", "must be none or tensorboard")
+        try:
+            report_targets(self.report_to)
+        except ValueError:
+            bad("report_to", "must be none, a tracker name (tensorboard) or a list of tracker names")
         if self.freeze_aspect_encoder:
             if self.variant != "lgsrr":
                 bad("freeze_aspect_encoder", "applies to variant lgsrr")
@@ -481,7 +484,7 @@ class LGSRRRun:
         self.accelerator = Accelerator(
             mixed_precision=self.mixed_precision,
             gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-            log_with="tensorboard" if cfg.report_to == "tensorboard" else None,
+            log_with=report_targets(cfg.report_to) or None,
             project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tensorboard")),
         )
         self.main_process = self.accelerator.is_main_process
@@ -608,7 +611,7 @@ class LGSRRRun:
                                progress.kernel_settings, saved, saved.get("threads"))
         if self.main_process:  # the epochs of the checkpoint: a kill after an epoch's line and before its checkpoint logged it
             write_text_atomic(self.run_dir / TRAIN_LOG, "".join(json.dumps(h) + "\n" for h in progress.history))
-        if cfg.report_to == "tensorboard":
+        if report_targets(cfg.report_to):
             accelerator.init_trackers("lgsrr", config={k: v for k, v in dataclasses.asdict(cfg).items()
                                                        if isinstance(v, (int, float, str, bool))})
         logger.info("%s: %d train / %d dev / %d test rows, %d trainable parameters, %d processes, mixed precision %s",

@@ -88,13 +88,14 @@ from .p2e_phases import (
 )
 from .checkpointing import P2E_LAYOUT, refuse_or_log_config_change, resolve_resume, save_checkpoint, settings_changes
 from .runtime import (
-    P2E_METRICS_LOG,
+    TRAIN_LOG,
     append_log_line,
     enable_fsdp_on_cpu,
     fsdp_plugin_from_env,
     fsdp_requested_on_cpu,
     main_process_bar,
     parameter_groups,
+    report_targets,
     resolve_mixed_precision,
     stdout_logger,
 )
@@ -580,7 +581,7 @@ MIN_LOSS_DROP = 0.02
 
 
 def check_loss_fell(phase_name: str, metrics_path: Path, min_drop: float = MIN_LOSS_DROP) -> dict[str, Any] | None:
-    """Compare the first and last logged training loss of a phase (``metrics.jsonl``) and warn when it did not fall
+    """Compare the first and last logged training loss of a phase (``train_log.jsonl``) and warn when it did not fall
     by ``min_drop`` (relative): gradients that move weights are not proof that the phase did anything. Returns
     ``{"first", "last", "relative_change", "windows"}`` (None with fewer than two logged windows)."""
     if not metrics_path.is_file():
@@ -654,7 +655,7 @@ class P2ETrainer:
             fsdp_on_cpu = fsdp_plugin_from_env() if fsdp_requested_on_cpu() else None
             accelerator = Accelerator(
                 mixed_precision=training.mixed_precision,
-                log_with=list(training.report_to) or None,
+                log_with=report_targets(training.report_to) or None,
                 project_dir=config.output_dir,
                 kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=training.ddp_find_unused_parameters)],
                 **({"fsdp_plugin": fsdp_on_cpu} if fsdp_on_cpu else {}),
@@ -709,7 +710,7 @@ class P2ETrainer:
             )
         to_run = [p for p in config.phases if (wanted is None or p.name in wanted) and not (self.phase_dir(p) / DONE_FILE).is_file()]
         self.check_data_first(to_run)
-        if self.config.training.report_to:
+        if report_targets(self.config.training.report_to):
             self.accelerator.init_trackers(f"p2e_{config.strategy}", config={"strategy": config.strategy, "seed": config.seed})
         summary: dict[str, Any] = {"strategy": config.strategy, "phases": []}
         previous: Path | None = None
@@ -738,7 +739,7 @@ class P2ETrainer:
         if self.accelerator.is_main_process and previous is not None and len(summary["phases"]) == len(config.phases):
             write_nano_emox_card(previous, config, summary)
             (self.output_dir / "p2e_summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-        if self.config.training.report_to:
+        if report_targets(self.config.training.report_to):
             self.accelerator.end_training()
         return summary
 
@@ -914,8 +915,8 @@ class P2ETrainer:
             run.check.finish(run.all_records())
         self._last_budget = {"step_unit": training.step_unit, "micro_batches": run.micro,
                              "optimizer_steps": run.total_optimizer_steps, "samples": run.micro * run.draws_per_micro_batch}
-        if self.accelerator.is_main_process:  # metrics.jsonl is the main process's (a resumed phase: all of its windows)
-            self._last_budget["loss_movement"] = check_loss_fell(phase.name, run.phase_dir / P2E_METRICS_LOG)
+        if self.accelerator.is_main_process:  # train_log.jsonl is the main process's (a resumed phase: all of its windows)
+            self._last_budget["loss_movement"] = check_loss_fell(phase.name, run.phase_dir / TRAIN_LOG)
 
     def _optimizer_step(self, run: "_PhaseRun") -> None:
         """One optimizer step: ``accumulation`` micro-batches (fewer at the end of a budget that is not a multiple;
@@ -959,7 +960,7 @@ class P2ETrainer:
         run.window_steps += 1
 
     def _log_window(self, run: "_PhaseRun") -> None:
-        """The losses of the window since the last line, over all processes: the bar, the trackers, metrics.jsonl."""
+        """The losses of the window since the last line, over all processes: the bar, the trackers, train_log.jsonl."""
         accelerator = self.accelerator
         local = torch.cat([run.task_sums, run.task_counts, torch.tensor([run.window_loss], dtype=torch.float64)])
         stats = accelerator.reduce(local.to(accelerator.device), reduction="sum").cpu()  # all processes
@@ -981,7 +982,7 @@ class P2ETrainer:
         if run.training.report_to:
             accelerator.log({k: v for k, v in logged.items() if k != "phase"}, step=run.budget(run.micro))
         if accelerator.is_main_process:
-            append_log_line(run.phase_dir / P2E_METRICS_LOG, logged)
+            append_log_line(run.phase_dir / TRAIN_LOG, logged)
         run.task_sums.zero_()
         run.task_counts.zero_()
         run.window_loss, run.window_steps, run.window_time = 0.0, 0, time.perf_counter()

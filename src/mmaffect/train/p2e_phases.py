@@ -60,7 +60,7 @@ from mmaffect.config import (
 )
 from mmaffect.datasets_scripts.instruction_data import READERS, TASKS
 
-from .runtime import MIXED_PRECISIONS
+from .runtime import MIXED_PRECISIONS, report_targets
 
 LORA_GROUP = "lora"
 # Module groups of NanoEmoXForConditionalGeneration (its submodule names, see modeling_nano_emox.py).
@@ -190,7 +190,7 @@ class TrainingSettings:
     padding_side: str = "left"  # answers end every row together: fewest logit positions to keep
     ddp_find_unused_parameters: bool = True  # tasks use different branches
     allow_tf32: bool = True
-    report_to: list[str] = field(default_factory=list)  # Accelerate trackers, e.g. ["tensorboard"]
+    report_to: list[str] | str = field(default_factory=list)  # Accelerate trackers, e.g. [tensorboard] or tensorboard
     # latest: a restarted run continues its unfinished phase from the newest complete checkpoint | PATH: that
     # checkpoint (for the phase it belongs to) | null: start the phase again (refused while it has checkpoints)
     resume_from_checkpoint: str | None = "latest"
@@ -375,6 +375,10 @@ def _training_settings(raw: Mapping[str, Any], source: str) -> TrainingSettings:
         raise P2EConfigError(f"{source}: training.mixed_precision must be no, fp16, bf16 or auto, got {training.mixed_precision!r}")
     if training.frozen_dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise P2EConfigError(f"{source}: training.frozen_dtype must be auto, float32, bfloat16 or float16, got {training.frozen_dtype!r}")
+    try:  # one rule for both trainers: "none", a tracker name or a list of them (train/runtime.py)
+        training.report_to = report_targets(training.report_to)
+    except ValueError as error:
+        raise P2EConfigError(f"{source}: training.{error}") from None
     training.adam_betas = tuple(float(b) for b in training.adam_betas)
     if training.step_unit not in STEP_UNITS:
         raise P2EConfigError(f"{source}: training.step_unit must be one of {STEP_UNITS}, got {training.step_unit!r}")

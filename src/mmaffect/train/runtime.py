@@ -23,7 +23,6 @@ FSDP_ON_CPU_ENV = "MMAFFECT_FSDP_ON_CPU"
 #: the per-run log files (JSON lines, one dict per line, appended with :func:`append_log_line`): LGSRR writes one
 #: line per epoch into the run folder, P2E one line per logging window into each phase folder
 TRAIN_LOG = "train_log.jsonl"
-P2E_METRICS_LOG = "metrics.jsonl"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -181,7 +180,18 @@ def _group(groups: dict, part: str, skip_decay: bool, weight_decay: float, learn
             groups[key]["lr"] = learning_rates[part]
     return groups[key]
 
-__all__ = ["LOG_FORMAT", "NO_DECAY_RULES", "P2E_METRICS_LOG", "TRAIN_LOG", "append_log_line", "main_process_bar",
+def report_targets(value) -> list[str]:
+    """``report_to`` of either trainer as Accelerate's list of trackers: ``"none"``, ``None`` or ``[]`` -> ``[]``,
+    ``"tensorboard"`` -> ``["tensorboard"]``, a list of tracker names as given (Accelerate checks the names)."""
+    if value is None or value == "none":
+        return []
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n and n != "none" for n in names):
+        raise ValueError(f"report_to={value!r}: expected 'none', a tracker name (e.g. tensorboard) or a list of them")
+    return list(names)
+
+
+__all__ = ["LOG_FORMAT", "NO_DECAY_RULES", "TRAIN_LOG", "append_log_line", "main_process_bar", "report_targets",
            "parameter_groups", "setup_logging", "stdout_logger",
     "FSDP_ON_CPU_ENV", "MIXED_PRECISIONS", "cpu_kernel_settings", "cpu_native_bf16_flags", "enable_fsdp_on_cpu",
     "fsdp_plugin_from_env", "fsdp_requested_on_cpu", "resolve_mixed_precision",
