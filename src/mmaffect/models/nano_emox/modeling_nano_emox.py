@@ -609,7 +609,10 @@ class NanoEmoXForConditionalGeneration(NanoEmoXPreTrainedModel, GenerationMixin)
         # Encoders with group-norm front ends (HuBERT-Base) were trained on zero-padded batches without a mask;
         # layer-norm ones (HuBERT-Large) take the mask.
         takes_mask = getattr(self.config.audio_config, "feat_extract_norm", "layer") == "layer"
-        with _tower_grad_context(self.audio_tower):
+        # transformers < 5.24 draws a LayerDrop number per HuBERT layer even in eval mode or with layerdrop 0: keep the
+        # global RNG as it was then, so a seeded generate() samples (and training draws) the same on every release.
+        layer_drop = self.audio_tower.training and getattr(self.audio_tower.config, "layerdrop", 0.0) > 0
+        with _tower_grad_context(self.audio_tower), torch.random.fork_rng(devices=[], enabled=not layer_drop):
             hidden_states = self.audio_tower(
                 input_values=input_values.to(self.audio_tower.dtype),
                 attention_mask=audio_attention_mask if takes_mask else None,
