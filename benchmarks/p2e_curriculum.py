@@ -159,8 +159,9 @@ def format_section(results: dict, command: str) -> str:
              f"{learn['loss_movement']['last']:.3f}.", "", "| evaluated on | accuracy |", "|---|---|"]  # fmt: skip
     lines += [f"| {name} | {100 * value:.1f} % |" for name, value in learn["accuracy"].items()]
     lines += ["", f"Black frames + silence give {learn['blank_distinct_replies']} distinct replies (the subtitles still "
-              "differ). Zeroing the media inside the model (pixels and waveforms, in training and evaluation; by hand) "
-              "gave 0 % and failed the test (measured once, by hand).", "",
+              "differ). Zeroing the media inside the model (pixels and waveforms, in training and evaluation) gave 0 % and "
+              "failed the test: a one-off check by hand, with the earlier recipe of 200 micro-batches of 4, not rerun "
+              "with this one.", "",
               "### Curriculum vs phase 3 alone vs Jo-T at equal budget (all modalities, AVFM)", "",
               "| strategy | phase | micro-batches | lr | loss first -> last (change) | held-out accuracy after the phase |",
               "|---|---|---|---|---|---|"]  # fmt: skip

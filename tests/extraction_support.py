@@ -107,7 +107,16 @@ class FakeChatServer:
             def log_message(self, *args):  # keep test output clean
                 pass
 
+            def _release(self):
+                """The request stops counting as in flight once its answer is ready, before the answer is sent: a
+                client that got it may send its next request before this thread is scheduled again."""
+                with server.lock:
+                    if getattr(self, "_in_flight", False):
+                        server.in_flight -= 1
+                        self._in_flight = False
+
             def _send(self, status: int, body: bytes, headers: dict | None = None):
+                self._release()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -129,11 +138,11 @@ class FakeChatServer:
                     number = server.count
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                    self._in_flight = True
                 try:
                     self._answer(number, payload)
                 finally:
-                    with server.lock:
-                        server.in_flight -= 1
+                    self._release()
 
             def _answer(self, number: int, payload: dict):
                 entry = {"n": number, "path": self.path, "prompt": prompt_key(payload), "answered": False,
