@@ -35,6 +35,12 @@ from torch import nn
 LGSRR_TEXT_ONLY = "lgsrr_text_only"  # model_type of the baseline that pools as LGSRR does
 
 
+def pools_as_lgsrr(pooling: str) -> bool:
+    """Whether the baseline for ``model.pooling`` is LGSRR's text-only classifier (remote code); ``cls`` keeps the
+    encoder's own sequence classifier (a plain checkpoint)."""
+    return pooling != "cls"
+
+
 class TextOnlyClassifier(nn.Module):
     """Training wrapper around an ``AutoModelForSequenceClassification`` (``.model``): LGSRR's text-only
     classifier (mean pooling) or the encoder's own sequence classifier (CLS pooling)."""
@@ -62,7 +68,7 @@ class TextOnlyClassifier(nn.Module):
         from transformers import AutoModelForSequenceClassification
 
         extra = {} if classifier_dropout is None else {"classifier_dropout": classifier_dropout}
-        if pooling != "cls":
+        if pools_as_lgsrr(pooling):
             from .lgsrr.modeling_lgsrr import LGSRRTextOnlyForSequenceClassification
 
             return cls(LGSRRTextOnlyForSequenceClassification.from_pretrained_encoder(

@@ -92,8 +92,10 @@ def write_evaluation(out_dir, predictions: dict, dataset, label_names: list[str]
 def is_text_only(folder: str | Path) -> bool:
     """Whether a saved folder is the text-only baseline: LGSRR's text-only classifier (model type
     ``lgsrr_text_only``) or a plain ``...ForSequenceClassification`` checkpoint (CLS pooling)."""
+    from mmaffect.models.text_only import LGSRR_TEXT_ONLY
+
     config = _read_config(Path(folder))
-    if config.get("model_type") == "lgsrr_text_only":
+    if config.get("model_type") == LGSRR_TEXT_ONLY:
         return True
     return config.get("model_type") != "lgsrr" and any(
         name.endswith("ForSequenceClassification") for name in config.get("architectures") or [])

@@ -68,7 +68,9 @@ def base_model_id(encoder: str) -> str | None:
 def text_only_has_remote_code(cfg) -> bool:
     """The text-only baseline ships remote code unless it pools with CLS (then it is the encoder's own
     ``...ForSequenceClassification``; see :mod:`mmaffect.models.text_only`)."""
-    return cfg.model.get("pooling", "cls") != "cls"
+    from mmaffect.models.text_only import pools_as_lgsrr
+
+    return pools_as_lgsrr(cfg.model.get("pooling", "cls"))
 
 
 def _is_demo_data(cfg) -> bool:

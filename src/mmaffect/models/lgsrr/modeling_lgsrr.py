@@ -732,7 +732,6 @@ class LGSRRForSequenceClassification(_WrapsPretrainedEncoder, LGSRRPreTrainedMod
             if text_embeds is None or aspect_embeds is None or input_ids is not None:
                 raise ValueError("give either input_ids (+ aspect_input_ids) or both text_embeds and aspect_embeds")
             return self.forward_head(text_embeds, aspect_embeds, labels=labels, aspect_ranks=aspect_ranks)
-        _check_labels_and_ranks(self.config, input_ids.shape[0], labels, aspect_ranks)
         base = self.lgsrr(
             input_ids,
             attention_mask=attention_mask,
